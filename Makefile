@@ -1,0 +1,21 @@
+# pyprocd — see README.md. `make run` starts a demo, `make test` runs the tests.
+PYTHON ?= python3
+export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
+PYTEST_ARGS ?=
+
+.PHONY: test run bench lint ipk clean
+
+test:
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS) tests
+
+run:
+	$(PYTHON) -m pyprocd.demo
+
+bench:
+	$(PYTHON) -m bench
+
+lint:
+	$(PYTHON) -m ruff check src tests bench
+
+clean:
+	rm -rf build dist .pytest_cache src/*.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from pyprocd.cli import main
+
+sys.exit(main())

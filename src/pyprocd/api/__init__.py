@@ -1,0 +1,1 @@
+"""api: the `service` ubus object, serving the core's method table."""

@@ -1,0 +1,1 @@
+"""bus: ubus client, host bus (broker) and the ubus command line."""

@@ -1,0 +1,36 @@
+"""Command line entry point: `pyprocd [SUBCOMMAND] ...`.
+
+Subcommands are imported lazily so that each one loads only the modules it
+needs: on a router every imported module costs RAM in a long-lived process.
+"""
+
+import importlib
+import sys
+
+# subcommand -> "module:function"; the function takes argv (list of str)
+# without the subcommand word and returns an exit code.
+SUBCOMMANDS = {
+    "bus": "pyprocd.bus.serve:main",
+    "ubus": "pyprocd.bus.ubuscli:main",
+    "uci": "pyprocd.uci.cli:main",
+    "reload-config": "pyprocd.uci.reload:main",
+}
+DAEMON = "pyprocd.daemon.main:main"
+
+
+def _load(target):
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] in ("--version", "-V"):
+        from pyprocd import __version__
+
+        print(f"pyprocd {__version__}")
+        return 0
+    if argv and argv[0] in SUBCOMMANDS:
+        return _load(SUBCOMMANDS[argv[0]])(argv[1:])
+    return _load(DAEMON)(argv)

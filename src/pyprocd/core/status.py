@@ -1,0 +1,13 @@
+"""ubus status codes, as procd's `service` methods return them."""
+
+OK = 0
+INVALID_COMMAND = 1
+INVALID_ARGUMENT = 2
+METHOD_NOT_FOUND = 3
+NOT_FOUND = 4
+NO_DATA = 5
+PERMISSION_DENIED = 6
+TIMEOUT = 7
+NOT_SUPPORTED = 8
+UNKNOWN_ERROR = 9
+CONNECTION_FAILED = 10

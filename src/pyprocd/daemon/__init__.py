@@ -1,0 +1,1 @@
+"""daemon: main loop, signals, detach/pidfile/monitor, re-exec, settings."""

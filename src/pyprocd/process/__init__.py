@@ -1,0 +1,1 @@
+"""process: the OS side of supervision: spawner, child setup, cffi shim, log sink, pidfiles."""

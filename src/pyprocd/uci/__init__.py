@@ -1,0 +1,1 @@
+"""uci: UCI config files, deltas and commits (libuci compatible), pure Python."""

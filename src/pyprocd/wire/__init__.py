@@ -1,0 +1,1 @@
+"""wire: blob/blobmsg codec and ubus message framing (bytes only, no sockets)."""
