@@ -1,0 +1,14 @@
+import pytest
+
+from lifecycle_helpers import Procs, set_subreaper
+
+
+@pytest.fixture
+def procs():
+    set_subreaper(True)
+    tracker = Procs()
+    try:
+        yield tracker
+    finally:
+        tracker.cleanup()
+        set_subreaper(False)
