@@ -1,0 +1,579 @@
+"""The registry of services and procd's `service` method table (spec §1).
+
+`ServiceManager.call(method, msg)` is what the ubus object serves: it takes
+the decoded request table and returns (status, reply). Every argument is
+checked before anything changes, so bad input leaves the registry as it was.
+Type checks mirror procd's blobmsg policies: a value of the wrong type
+counts as missing.
+"""
+
+import errno
+import os
+
+from pyprocd.common import LOG_DEBUG, LOG_NOTICE, LOG_WARNING
+from pyprocd.core import status as st
+from pyprocd.core.instance import Instance
+from pyprocd.core.spec import DEFAULT_RESPAWN, Facts, is_bool, is_int32, is_str, parse_instance
+
+RUNNING_PARALLEL = 8  # procd runs at most 8 `init.d/x running` calls at once
+
+
+def _opt(msg, key, check):
+    value = msg.get(key)
+    return value if check(value) else None
+
+
+def _is_table(v):
+    return type(v) is dict
+
+
+def _is_array(v):
+    return type(v) is list
+
+
+class Service:
+    def __init__(self, name, version=0):
+        self.name = name
+        self.autostart = True
+        self.data = None
+        self.triggers = None
+        self.validate = []
+        self.instances = {}  # name -> Instance (sorted on output, like procd's AVL)
+        self.deleted = False
+        self.version = version
+        self.stopping = set()  # instances removed from the tree, still exiting
+
+
+class ServiceManager:
+    def __init__(self, loop, spawner=None, *, notify=None, log=None, facts=None,
+                 respawn_defaults=DEFAULT_RESPAWN, initd_dir=None):
+        self.loop = loop
+        self.spawner = spawner
+        self.notify = notify or (lambda type_, payload: None)
+        self.log = log or (lambda message, priority=LOG_NOTICE: None)
+        self.facts = facts or Facts()
+        self.respawn_defaults = tuple(respawn_defaults)
+        self.initd_dir = initd_dir
+        self.triggers = None  # the trigger engine, when one is plugged in
+        self.services = {}
+        self._running_queue = []
+        self._running_active = 0
+        self.methods = {
+            "set": self.m_set, "add": self.m_add, "list": self.m_list,
+            "delete": self.m_delete, "signal": self.m_signal,
+            "update_start": self.m_update_start, "update_complete": self.m_update_complete,
+            "event": self.m_event, "validate": self.m_validate,
+            "get_data": self.m_get_data, "set_data": self.m_set_data,
+            "state": self.m_state, "watchdog": self.m_watchdog,
+        }
+
+    # -- entry point -----------------------------------------------------------
+
+    def call(self, method, msg):
+        handler = self.methods.get(method)
+        if handler is None:
+            return st.METHOD_NOT_FOUND, None
+        if msg is None:
+            msg = {}
+        if type(msg) is not dict:
+            return st.INVALID_ARGUMENT, None
+        result = handler(msg)
+        if result is None:
+            return st.OK, None
+        return result
+
+    # -- events (notifications + trigger engine) -----------------------------------
+
+    def event(self, type_, data):
+        if self.triggers is not None:
+            self.triggers.event(type_, data)
+
+    def instance_event(self, type_, inst, detailed=False):
+        payload = {"service": inst.service.name, "instance": inst.name}
+        if detailed:
+            payload["pid"] = inst.exits[-1].pid if inst.exits else 0
+            payload["exit_code"] = inst.exit_code
+            payload["respawn_count"] = inst.respawn_count
+            payload["command"] = list(inst.spec.command or ())
+        self.notify(type_, payload)
+        # Beyond procd: instance life-cycle events feed triggers too (user-asks #4).
+        self.event(type_, dict(payload))
+
+    def data_update_events(self, *tables):
+        keys = []
+        for table in tables:
+            for key in table or ():
+                if key not in keys:
+                    keys.append(key)
+        for key in keys:
+            self.event("service.data.update", {"name": key})
+
+    # -- pidfiles -------------------------------------------------------------
+
+    def write_pidfile(self, path, pid):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.write(f"{pid}\n")
+            os.replace(tmp, path)  # atomic: readers never see a half-written file
+        except OSError as e:
+            self.log(f"cannot write pidfile {path}: {e}", LOG_WARNING)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    def remove_pidfile(self, path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            self.log(f"cannot remove pidfile {path}: {e}", LOG_WARNING)
+
+    # -- the `running` callback (spec §8.3) ------------------------------------------
+
+    def queue_running(self, service_name):
+        if not self.initd_dir or self.spawner is None:
+            return
+        script = os.path.join(self.initd_dir, service_name)
+        if not os.access(script, os.X_OK) or script in self._running_queue:
+            return
+        self._running_queue.append(script)
+        self._run_next_running()
+
+    def _run_next_running(self):
+        while self._running_queue and self._running_active < RUNNING_PARALLEL:
+            script = self._running_queue.pop(0)
+            try:
+                self.spawner.run_script([script, "running"], self._running_done)
+            except OSError as e:
+                self.log(f"cannot run {script} running: {e}", LOG_WARNING)
+                continue
+            self._running_active += 1
+
+    def _running_done(self, status):
+        self._running_active -= 1
+        self._run_next_running()
+
+    # -- instance bookkeeping ---------------------------------------------------------
+
+    def instance_gone(self, inst):
+        """A halted instance has exited (or was not running): forget it."""
+        svc = inst.service
+        if svc.instances.get(inst.name) is inst:
+            del svc.instances[inst.name]
+            self.event("instance.update", {})
+        svc.stopping.discard(inst)
+        if inst.spec.data:
+            self.data_update_events(inst.spec.data)
+        if self.triggers is not None:
+            self.triggers.remove(svc.name, inst.name)
+        self._maybe_drop_service(svc)
+
+    def _maybe_drop_service(self, svc):
+        if svc.deleted and not svc.instances and not svc.stopping:
+            if self.services.get(svc.name) is svc:
+                del self.services[svc.name]
+                if self.triggers is not None:
+                    self.triggers.remove(svc.name, None)
+                self.notify("service.stop", {"service": svc.name})
+
+    def _remove_instance(self, inst):
+        """Take an instance out of the tree now and stop it (procd's vlist delete)."""
+        svc = inst.service
+        if svc.instances.get(inst.name) is inst:
+            del svc.instances[inst.name]
+            self.event("instance.update", {})
+        if inst.running:
+            svc.stopping.add(inst)
+        inst.stop(halt=True)
+
+    def _parse(self, name, raw):
+        spec = parse_instance(name, raw, self.facts, self.respawn_defaults)
+        for warning in spec.warnings:
+            self.log(f"instance {name}: {warning}", LOG_WARNING)
+        for problem in spec.problems:
+            self.log(f"instance {name}: {problem}", LOG_WARNING)
+        return spec
+
+    def _upsert_instance(self, svc, name, raw):
+        spec = self._parse(name, raw)
+        if spec.data:
+            self.data_update_events(spec.data)
+        inst = svc.instances.get(name)
+        if inst is None:
+            inst = Instance(self, svc, spec)
+            svc.instances[name] = inst
+            if svc.autostart:
+                inst.start()
+        else:
+            inst.version = svc.version
+            inst.update(spec)
+        if self.triggers is not None:
+            self.triggers.set_triggers(svc.name, name, spec.triggers or [])
+        self.event("instance.update", {})
+
+    def _flush_stale(self, svc):
+        for inst in [i for i in svc.instances.values() if i.version != svc.version]:
+            self._remove_instance(inst)
+
+    # -- set / add -------------------------------------------------------------
+
+    def m_set(self, msg):
+        return self._set_or_add(msg, add=False)
+
+    def m_add(self, msg):
+        return self._set_or_add(msg, add=True)
+
+    def _set_or_add(self, msg, add):
+        name = _opt(msg, "name", is_str)
+        if name is None:
+            return st.INVALID_ARGUMENT, None
+        instances = _opt(msg, "instances", _is_table)
+        triggers = _opt(msg, "triggers", _is_array)
+        validate = _opt(msg, "validate", _is_array)
+        autostart = _opt(msg, "autostart", is_bool)
+        data = _opt(msg, "data", _is_table)
+
+        svc = self.services.get(name)
+        new = svc is None
+        if new:
+            svc = self.services[name] = Service(name)
+            svc.autostart = autostart if autostart is not None else True
+        elif autostart is not None:
+            svc.autostart = autostart
+        svc.deleted = False
+        if triggers is not None:
+            svc.triggers = triggers
+            if self.triggers is not None:
+                self.triggers.set_triggers(name, None, triggers)
+        if validate is not None:
+            svc.validate = [v for v in validate if _valid_validator(v)]
+        if data is not None and data != svc.data:
+            old = svc.data
+            svc.data = dict(sorted(data.items()))
+            self.data_update_events(old, data)
+        if new:
+            self.notify("service.start", {"service": name})
+        if instances is not None:
+            if not add:
+                svc.version += 1
+            for inst_name, raw in instances.items():
+                if type(raw) is dict:
+                    self._upsert_instance(svc, inst_name, raw)
+            if not add:
+                self._flush_stale(svc)
+        if new or instances is not None:
+            self.queue_running(name)
+        return None
+
+    # -- list -----------------------------------------------------------------
+
+    def m_list(self, msg):
+        name = _opt(msg, "name", is_str)
+        verbose = _opt(msg, "verbose", is_bool) or False
+        reply = {}
+        for svc_name in sorted(self.services):
+            if name is not None and svc_name != name:
+                continue
+            reply[svc_name] = self.dump_service(self.services[svc_name], verbose)
+        return st.OK, reply
+
+    def dump_service(self, svc, verbose):
+        out = {}
+        if not svc.autostart:
+            out["autostart"] = False
+        if svc.data:
+            out["data"] = svc.data
+        if svc.instances:
+            out["instances"] = {
+                n: dump_instance(svc.instances[n], verbose) for n in sorted(svc.instances)
+            }
+        if verbose and svc.triggers:
+            out["triggers"] = svc.triggers
+        if verbose and svc.validate:
+            out["validate"] = [
+                {"package": v["package"], "type": v["type"], "rules": v.get("data") or {}}
+                for v in svc.validate
+            ]
+        return out
+
+    # -- delete / signal / state ---------------------------------------------------------
+
+    def _find(self, msg):
+        """(service, instance-or-None, status-or-None) for name/instance lookups."""
+        name = _opt(msg, "name", is_str)
+        svc = self.services.get(name) if name is not None else None
+        if svc is None:
+            return None, None, st.NOT_FOUND
+        inst_name = _opt(msg, "instance", is_str)
+        if inst_name is None:
+            return svc, None, None
+        inst = svc.instances.get(inst_name)
+        if inst is None:
+            self.log(f"instance {inst_name} not found", LOG_DEBUG)
+            return svc, None, st.NOT_FOUND
+        return svc, inst, None
+
+    def m_delete(self, msg):
+        svc, inst, err = self._find(msg)
+        if err is not None:
+            return err, None
+        if inst is not None:
+            self._remove_instance(inst)
+            return None
+        svc.deleted = True
+        svc.data = None
+        svc.triggers = None
+        svc.validate = []
+        for one in list(svc.instances.values()):
+            self._remove_instance(one)
+        self._maybe_drop_service(svc)
+        return None
+
+    def m_signal(self, msg):
+        svc, inst, err = self._find(msg)
+        if err is not None:
+            return err, None
+        sig = msg.get("signal")
+        if not is_int32(sig):
+            sig = 1  # SIGHUP, procd's default
+        targets = [inst] if inst is not None else [svc.instances[n] for n in sorted(svc.instances)]
+        result = st.NOT_FOUND  # nothing running to signal: what procd's stale kill() gives
+        for one in targets:
+            if not one.running:
+                continue  # never kill() a stale or zero pid (procd does)
+            result = _errno_status(self.spawner.kill(one.pid, sig))
+        return result, None
+
+    def m_state(self, msg):
+        spawn = _opt(msg, "spawn", is_bool)
+        if spawn is None:
+            return st.INVALID_ARGUMENT, None
+        svc, _inst, err = self._find({"name": msg.get("name")})
+        if err is not None:
+            return err, None
+        for name in sorted(svc.instances):
+            inst = svc.instances[name]
+            if spawn and not inst.running:
+                inst.start()
+            elif not spawn and inst.running:
+                inst.stop(halt=False)
+        return None
+
+    # -- update_start / update_complete ------------------------------------------
+
+    def m_update_start(self, msg):
+        svc, err = self._service_for_update(msg)
+        if svc is None:
+            return err, None
+        svc.version += 1
+        return None
+
+    def m_update_complete(self, msg):
+        svc, err = self._service_for_update(msg)
+        if svc is None:
+            return err, None
+        self._flush_stale(svc)
+        return None
+
+    def _service_for_update(self, msg):
+        name = _opt(msg, "name", is_str)
+        if name is None:
+            return None, st.INVALID_ARGUMENT
+        svc = self.services.get(name)
+        return (svc, None) if svc is not None else (None, st.NOT_FOUND)
+
+    # -- event / validate -----------------------------------------------------------
+
+    def m_event(self, msg):
+        type_ = _opt(msg, "type", is_str)
+        data = _opt(msg, "data", _is_table)
+        if type_ is None or data is None:
+            return st.INVALID_ARGUMENT, None
+        self.event(type_, data)
+        self.notify("event.trigger", {"type": type_, "data": data})
+        if type_ == "config.change" and is_str(data.get("package")):
+            self.notify("config.change", {"config": data["package"]})
+        return None
+
+    def m_validate(self, msg):
+        if _opt(msg, "service", is_str) is not None:
+            return st.OK, None  # procd: filter by service is unimplemented, no body
+        package = _opt(msg, "package", is_str)
+        type_ = _opt(msg, "type", is_str)
+        reply = {}
+        for svc_name in sorted(self.services):
+            for v in self.services[svc_name].validate:
+                if package is not None and v["package"] != package:
+                    continue
+                if type_ is not None and v["type"] != type_:
+                    continue
+                rules = reply.setdefault(v["package"], {}).setdefault(v["type"], {})
+                rules.update(v.get("data") or {})
+        return st.OK, reply
+
+    # -- data ---------------------------------------------------------------------
+
+    def m_get_data(self, msg):
+        name = _opt(msg, "name", is_str)
+        inst_name = _opt(msg, "instance", is_str)
+        type_ = _opt(msg, "type", is_str)
+
+        def pick(table):
+            if type_ is None:
+                return table
+            return {k: v for k, v in table.items() if k == type_}
+
+        reply = {}
+        for svc_name in sorted(self.services):
+            if name is not None and svc_name != name:
+                continue
+            svc = self.services[svc_name]
+            out = {}
+            if svc.data and pick(svc.data):
+                out["*"] = pick(svc.data)
+            for n in sorted(svc.instances):
+                data = svc.instances[n].spec.data
+                if (inst_name is None or n == inst_name) and data and pick(data):
+                    out[n] = pick(data)
+            if out:
+                reply[svc_name] = out
+        return st.OK, reply
+
+    def m_set_data(self, msg):
+        data = _opt(msg, "data", _is_table)
+        name = _opt(msg, "name", is_str)
+        if data is None or name is None:
+            return st.INVALID_ARGUMENT, None
+        svc, inst, err = self._find(msg)
+        if err is not None:
+            return err, None
+        data = dict(sorted(data.items()))
+        if inst is not None:
+            from dataclasses import replace
+
+            inst.spec = replace(inst.spec, data=data)
+        elif data != svc.data:
+            old, svc.data = svc.data, data
+            self.data_update_events(old, data)
+        return None
+
+    # -- watchdog -----------------------------------------------------------------
+
+    def m_watchdog(self, msg):
+        if _opt(msg, "instance", is_str) is None:
+            return st.NOT_FOUND, None
+        _svc, inst, err = self._find(msg)
+        if err is not None:
+            return err, None
+        mode = _opt(msg, "mode", is_int32)
+        timeout = _opt(msg, "timeout", is_int32)
+        if mode is not None:
+            inst.wd_mode = mode if 0 <= mode <= 2 else 0
+        if timeout is not None:
+            inst.wd_timeout = timeout
+        if mode is not None or timeout is not None:
+            inst.wd_self_managed = True
+        inst.pet_watchdog()
+        return st.OK, {"name": inst.service.name, "instance": inst.name,
+                       "mode": inst.wd_mode, "timeout": inst.wd_timeout}
+
+    # -- daemon shutdown -----------------------------------------------------------
+
+    def stop_all(self, callback):
+        """Stop every instance (SIGTERM, SIGKILL after term_timeout); callback() when none is left."""
+        for svc in list(self.services.values()):
+            svc.deleted = True
+            for inst in list(svc.instances.values()):
+                self._remove_instance(inst)
+            self._maybe_drop_service(svc)
+
+        def check():
+            if any(s.stopping for s in self.services.values()):
+                return False
+            callback()
+            return True
+
+        def poll():
+            if not check():
+                self.loop.call_later(0.05, poll)
+
+        poll()
+
+    def running_pids(self):
+        return [i.pid for s in self.services.values()
+                for i in list(s.instances.values()) + list(s.stopping) if i.running]
+
+
+def _valid_validator(v):
+    return type(v) is dict and is_str(v.get("package")) and is_str(v.get("type"))
+
+
+def _errno_status(err):
+    if err == 0:
+        return st.OK
+    return {errno.EINVAL: st.INVALID_ARGUMENT, errno.EPERM: st.PERMISSION_DENIED,
+            errno.ESRCH: st.NOT_FOUND}.get(err, st.UNKNOWN_ERROR)
+
+
+def dump_instance(inst, verbose):
+    """One instance in procd's `list` shape and key order (spec §5)."""
+    spec = inst.spec
+    out = {"running": inst.running}
+    if inst.running:
+        out["pid"] = inst.pid
+    if spec.command:
+        out["command"] = list(spec.command)
+    elif type(spec.raw.get("command")) is list and spec.problems:
+        out["command"] = spec.raw["command"]  # show what was refused
+    if spec.bundle:
+        out["bundle"] = spec.bundle
+    out["term_timeout"] = spec.term_timeout
+    if not inst.running:
+        out["exit_code"] = inst.exit_code
+    errors = spec.list_errors() + ([inst.spawn_error] if inst.spawn_error else [])
+    if errors:
+        out["errors"] = errors
+    if spec.env:
+        out["env"] = dict(spec.env)
+    if spec.data:
+        out["data"] = spec.data
+    if spec.limits:
+        out["limits"] = dict(spec.limits)
+    if spec.netdev:
+        out["netdev"] = list(spec.netdev)
+    if spec.reload_signal:
+        out["reload_signal"] = spec.reload_signal
+    if inst.respawn:
+        out["respawn"] = {"threshold": spec.respawn_threshold, "timeout": spec.respawn_timeout,
+                          "retry": spec.respawn_retry}
+    if spec.trace:
+        out["trace"] = True
+    if spec.no_new_privs:
+        out["no_new_privs"] = True
+    for key in ("seccomp", "capabilities", "pidfile", "user", "group",
+                "extroot", "overlaydir", "tmpoverlaysize"):
+        value = getattr(spec, key)
+        if value:
+            out[key] = value
+    if verbose and spec.triggers:
+        out["triggers"] = spec.triggers
+    if inst.wd_mode:
+        out["watchdog"] = {"mode": inst.wd_mode, "timeout": inst.wd_timeout}
+    if verbose:
+        _dump_extensions(inst, out)
+    return out
+
+
+def _dump_extensions(inst, out):
+    """pyprocd's additions, verbose only so that plain `list` stays procd's."""
+    if inst.failed:
+        out["failed"] = True
+    if inst.respawn_count:
+        out["respawn_count"] = inst.respawn_count
+    if inst.spec.group_kill:
+        out["group_kill"] = True
+    if inst.exits:
+        out["exits"] = [e.as_dict() for e in inst.exits]

@@ -1,0 +1,358 @@
+"""Instance specs: procd's instance keys parsed and validated into immutable objects.
+
+Type rules follow procd's blobmsg policies: a key whose value has the wrong
+blobmsg type is treated as absent (procd's parser skips it), so every init
+script that works with procd parses the same way here. Where procd is unsafe
+pyprocd deviates on purpose, visibly (see `problems` below):
+
+* An instance procd would silently drop as *invalid* (nice out of range, empty
+  or non-string command, non-string env/limits/... values) is kept, listed
+  with `running: false` and an `errors` entry saying why, and never started.
+* An unknown `user`/`group` is an instance error, never a root process.
+* `respawn`/`watchdog` elements may be strings (what procd.sh sends) or
+  integers (procd misreads those as 0); anything else is an instance error.
+"""
+
+from dataclasses import dataclass, field
+
+DEFAULT_TERM_TIMEOUT = 5
+DEFAULT_RESPAWN = (3600, 5, 5)  # threshold s, timeout s, retry
+DEFAULT_WATCHDOG_TIMEOUT = 30
+LOG_DAEMON = 3 << 3
+
+FACILITIES = {
+    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6,
+    "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+    **{f"local{i}": 16 + i for i in range(8)},
+}
+
+# setrlimit names of procd's `limits` table (spec §3.11)
+LIMIT_NAMES = (
+    "as", "core", "cpu", "data", "fsize", "memlock", "nofile", "nproc", "rss",
+    "stack", "nice", "rtprio", "msgqueue", "sigpending",
+)
+
+
+def is_str(v):
+    return type(v) is str
+
+
+def is_int32(v):
+    return type(v) is int and -(2**31) <= v < 2**31
+
+
+def is_bool(v):
+    return type(v) is bool
+
+
+def atoi(text):
+    """C atoi(): leading blanks, optional sign, digits; anything else stops it."""
+    text = text.lstrip(" \t\n\r\v\f")
+    sign, i = 1, 0
+    if text[:1] in "+-" and text:
+        sign = -1 if text[0] == "-" else 1
+        i = 1
+    j = i
+    while j < len(text) and text[j].isdigit() and text[j].isascii():
+        j += 1
+    return sign * int(text[i:j]) if j > i else 0
+
+
+def limit_value_ok(text):
+    """'unlimited' or 'soft [hard]' in unsigned decimals, soft <= hard."""
+    if text == "unlimited":
+        return True
+    parts = text.split()
+    if not 1 <= len(parts) <= 2 or not all(p.isdigit() and p.isascii() for p in parts):
+        return False
+    return len(parts) == 1 or int(parts[0]) <= int(parts[1])
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One instance's configuration, as submitted and as resolved at submission."""
+
+    name: str
+    raw: dict = field(compare=False, repr=False)  # the submitted table, untouched
+    command: tuple | None = None
+    bundle: str | None = None
+    env: tuple = ()  # sorted (key, value) pairs
+    data: dict | None = field(default=None, compare=False)
+    netdev: tuple = ()
+    netdev_ifindex: tuple = ()
+    file: tuple = ()
+    file_md5: tuple = ()
+    triggers: list | None = field(default=None, compare=False)
+    respawn: bool = False
+    respawn_threshold: int = DEFAULT_RESPAWN[0]
+    respawn_timeout: int = DEFAULT_RESPAWN[1]
+    respawn_retry: int = DEFAULT_RESPAWN[2]
+    nice: int = 0
+    limits: tuple = ()  # sorted (name, value-string) pairs, as submitted
+    watch: tuple = field(default=(), compare=False)
+    errors: tuple = ()  # the `error` key: blocks starting
+    user: str | None = None  # resolved names only (procd lists only those)
+    group: str | None = None
+    uid: int = 0
+    gid: int = 0
+    stdout: bool = field(default=False, compare=False)
+    stderr: bool = field(default=False, compare=False)
+    no_new_privs: bool = False
+    jail: dict | None = None
+    trace: bool = False
+    seccomp: str | None = None
+    capabilities: str | None = None
+    pidfile: str | None = None
+    reload_signal: int = 0
+    term_timeout: int = DEFAULT_TERM_TIMEOUT
+    facility: int = LOG_DAEMON
+    extroot: str | None = None
+    overlaydir: str | None = None
+    tmpoverlaysize: str | None = None
+    watchdog_mode: int = 0
+    watchdog_timeout: int = DEFAULT_WATCHDOG_TIMEOUT
+    # pyprocd extension: stop signals go to the instance's whole process group
+    group_kill: bool = False
+    # Why this instance must not start (invalid config, unknown user, ...):
+    # pyprocd's additions to the `errors` list. Compared, so fixing the
+    # config restarts the instance.
+    problems: tuple = ()
+    warnings: tuple = field(default=(), compare=False)  # logged, not blocking
+
+    @property
+    def startable(self):
+        return not self.problems and not self.errors and (self.command or self.bundle)
+
+    def list_errors(self):
+        return list(self.errors) + list(self.problems)
+
+
+class Facts:
+    """Things about the host a spec needs at submission (procd resolves these then).
+
+    The process layer provides the real implementation; tests may fake it.
+    """
+
+    def lookup_user(self, name):  # -> (uid, gid) or None
+        import pwd
+
+        try:
+            pw = pwd.getpwnam(name)
+        except (KeyError, UnicodeEncodeError, ValueError):
+            return None
+        return pw.pw_uid, pw.pw_gid
+
+    def lookup_group(self, name):  # -> gid or None
+        import grp
+
+        try:
+            return grp.getgrnam(name).gr_gid
+        except (KeyError, UnicodeEncodeError, ValueError):
+            return None
+
+    def ifindex(self, name):
+        import socket
+
+        try:
+            return socket.if_nametoindex(name)
+        except (OSError, ValueError):
+            return 0
+
+    def file_md5(self, path):
+        import hashlib
+
+        try:
+            with open(path, "rb") as f:
+                return hashlib.md5(f.read()).hexdigest()
+        except (OSError, ValueError):
+            return "0" * 32
+
+    def have_ujail(self):
+        import os
+
+        return os.path.exists("/sbin/ujail")
+
+
+def _string_list(value, key, problems):
+    """ARRAY of STRING; non-strings make the instance invalid (procd rule)."""
+    if type(value) is not list:
+        return None
+    if not all(is_str(v) for v in value):
+        problems.append(f"invalid instance: '{key}' must contain only strings")
+        return None
+    return tuple(value)
+
+
+def _string_table(value, key, problems):
+    if type(value) is not dict:
+        return None
+    if not all(is_str(v) for v in value.values()):
+        problems.append(f"invalid instance: '{key}' values must be strings")
+        return None
+    return tuple(sorted(value.items()))
+
+
+def _numbers(value, key, problems):
+    """respawn/watchdog elements: strings (atoi, as procd) or integers."""
+    out = []
+    for v in value:
+        if is_str(v):
+            out.append(atoi(v))
+        elif type(v) is int:
+            out.append(v)
+        else:
+            problems.append(f"invalid instance: '{key}' values must be strings or integers")
+            return None
+    return out
+
+
+def _parse_command(raw, problems, kw):
+    command = raw.get("command")
+    if type(command) is list and not raw.get("bundle"):
+        if not command:
+            problems.append("invalid instance: 'command' is empty")
+        elif not all(is_str(a) for a in command):
+            problems.append("invalid instance: 'command' must contain only strings")
+        else:
+            kw["command"] = tuple(command)
+    elif type(command) is list and command and all(is_str(a) for a in command):
+        kw["command"] = tuple(command)
+    if is_str(raw.get("bundle")):
+        kw["bundle"] = raw["bundle"]
+
+
+def _parse_respawn(raw, problems, kw, respawn_defaults):
+    value = raw.get("respawn")
+    if type(value) is not list:
+        return
+    numbers = _numbers(value, "respawn", problems)
+    if numbers is None:
+        return
+    values = list(respawn_defaults)
+    for i, n in enumerate(numbers[:3]):
+        values[i] = n
+    kw["respawn"] = True
+    kw["respawn_threshold"], kw["respawn_timeout"], kw["respawn_retry"] = values
+
+
+def _parse_watchdog(raw, problems, kw):
+    value = raw.get("watchdog")
+    if type(value) is not list:
+        return
+    numbers = _numbers(value, "watchdog", problems)
+    if numbers is None:
+        return
+    mode = numbers[0] if numbers else 0
+    timeout = numbers[1] if len(numbers) > 1 else 0
+    kw["watchdog_mode"] = mode if 0 <= mode <= 2 else 0
+    kw["watchdog_timeout"] = timeout if timeout > 0 else DEFAULT_WATCHDOG_TIMEOUT
+
+
+def _parse_identity(raw, problems, kw, facts):
+    """user/group resolved now, fail-closed: unknown names are errors, never root."""
+    user, group = raw.get("user"), raw.get("group")
+    if is_str(user):
+        ids = facts.lookup_user(user)
+        if ids is None:
+            problems.append(f"user '{user}' not found: not starting (pyprocd never falls back to root)")
+        else:
+            kw["user"] = user
+            kw["uid"], kw["gid"] = ids
+    if is_str(group):
+        gid = facts.lookup_group(group)
+        if gid is None:
+            problems.append(f"group '{group}' not found: not starting")
+        else:
+            kw["group"] = group
+            kw["gid"] = gid
+
+
+def _parse_limits(raw, problems, warnings, kw):
+    # procd ignores unknown names and unparsable values; so do we, but say so.
+    limits = _string_table(raw.get("limits"), "limits", problems)
+    if limits is None:
+        return
+    for name, value in limits:
+        if name not in LIMIT_NAMES:
+            warnings.append(f"limits: unknown limit '{name}' ignored")
+        elif not limit_value_ok(value):
+            warnings.append(f"limits: cannot parse {name}='{value}', ignored")
+    kw["limits"] = limits
+
+
+def _copy_typed(raw, warnings, kw):
+    """Keys that are plain values; a wrong type means absent (procd's policy)."""
+    for key in ("seccomp", "capabilities", "pidfile", "extroot", "overlaydir", "tmpoverlaysize"):
+        if is_str(raw.get(key)):
+            kw[key] = raw[key]
+    for key in ("stdout", "stderr", "no_new_privs", "trace", "group_kill"):
+        if is_bool(raw.get(key)):
+            kw[key] = raw[key]
+    for key in ("reload_signal", "term_timeout"):
+        if is_int32(raw.get(key)):
+            kw[key] = raw[key]
+    if type(raw.get("data")) is dict:
+        kw["data"] = dict(sorted(raw["data"].items()))
+    if type(raw.get("triggers")) is list:
+        kw["triggers"] = raw["triggers"]
+    if type(raw.get("jail")) is dict:
+        kw["jail"] = raw["jail"]
+    if is_str(raw.get("facility")):
+        code = FACILITIES.get(raw["facility"].lower())
+        if code is None:
+            warnings.append(f"unknown log facility '{raw['facility']}', using daemon")
+        else:
+            kw["facility"] = code << 3
+
+
+def parse_instance(name, raw, facts, respawn_defaults=DEFAULT_RESPAWN):
+    """Parse one instance table (already known to be a dict) into an InstanceSpec."""
+    problems, warnings = [], []
+    kw = {}
+    _parse_command(raw, problems, kw)
+    _copy_typed(raw, warnings, kw)
+    env = _string_table(raw.get("env"), "env", problems)
+    if env is not None:
+        kw["env"] = env
+    nice = raw.get("nice")
+    if is_int32(nice):
+        if -20 <= nice <= 20:
+            kw["nice"] = nice
+        else:
+            problems.append(f"invalid instance: nice {nice} outside -20..20")
+    for key in ("netdev", "file", "watch", "error"):
+        value = _string_list(raw.get(key), key, problems)
+        if value is not None:
+            kw["errors" if key == "error" else key] = value
+    if kw.get("netdev"):
+        kw["netdev_ifindex"] = tuple(facts.ifindex(d) for d in kw["netdev"])
+    if kw.get("file"):
+        kw["file_md5"] = tuple(facts.file_md5(p) for p in kw["file"])
+    _parse_limits(raw, problems, warnings, kw)
+    _parse_respawn(raw, problems, kw, respawn_defaults)
+    _parse_watchdog(raw, problems, kw)
+    _parse_identity(raw, problems, kw, facts)
+    jail = kw.get("jail")
+    if jail and jail.get("requirejail") is True and not facts.have_ujail():
+        problems.append("invalid instance: jail required but /sbin/ujail is not available")
+    return InstanceSpec(
+        name=name, raw=raw, problems=tuple(problems), warnings=tuple(warnings), **kw
+    )
+
+
+def needs_restart(old, new, watchdog_self_managed=False):
+    """procd's compared fields (spec §4.5): does a running instance restart?
+
+    Everything compare=True in InstanceSpec takes part, which is exactly the
+    compared set: data/triggers/watch/stdout/stderr are compare=False.
+    Values are compared whole (procd skips the last bytes of list entries: a bug).
+    """
+    if watchdog_self_managed:
+        new = _with_watchdog(new, old.watchdog_mode, old.watchdog_timeout)
+    return old != new
+
+
+def _with_watchdog(spec, mode, timeout):
+    from dataclasses import replace
+
+    return replace(spec, watchdog_mode=mode, watchdog_timeout=timeout)

@@ -1,0 +1,285 @@
+"""Fork/exec of instances with procd's child setup (spec §3.4), fail-closed.
+
+The child runs a few lines of Python between fork and exec; any failure
+there is written to a close-on-exec pipe and the child exits 127, so the
+parent learns *why* (shown in `list`) instead of guessing from the code.
+Identity switches are verified after the fact: a child never runs as root
+because a user or group did not resolve or a set*id call failed.
+"""
+
+import os
+import resource
+import signal
+
+from pyprocd.common import LOG_ERR, LOG_INFO, SpawnError
+from pyprocd.process.logsink import PipeLogger, instance_ident
+
+EXEC_FAILED = 127
+DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+RLIMITS = {
+    "as": "RLIMIT_AS", "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA",
+    "fsize": "RLIMIT_FSIZE", "memlock": "RLIMIT_MEMLOCK", "nofile": "RLIMIT_NOFILE",
+    "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS", "stack": "RLIMIT_STACK",
+    "nice": "RLIMIT_NICE", "rtprio": "RLIMIT_RTPRIO", "msgqueue": "RLIMIT_MSGQUEUE",
+    "sigpending": "RLIMIT_SIGPENDING",
+}
+
+
+def original_environment():
+    """The environment the daemon was started with.
+
+    os.environ is not it: CPython edits its own environment at start-up
+    (PEP 538 sets LC_CTYPE). /proc/self/environ still holds the block we
+    were exec'd with.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environb)
+    env = {}
+    for entry in raw.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            env[key] = value
+    return env
+
+
+def build_env(base, spec):
+    env = dict(base)
+    for key, value in spec.env:
+        env[key.encode()] = value.encode()
+    return env
+
+
+def parse_limit_value(text):
+    """'unlimited' | 'soft [hard]' -> (soft, hard-or-None); None when unparsable.
+
+    hard None means "keep the current hard limit" (procd's one-number form).
+    """
+    if text == "unlimited":
+        return (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    parts = text.split()
+    if not 1 <= len(parts) <= 2 or not all(p.isdigit() and p.isascii() for p in parts):
+        return None
+    soft = int(parts[0])
+    hard = int(parts[1]) if len(parts) == 2 else None
+    if hard is not None and soft > hard:
+        return None
+    return (soft, hard)
+
+
+def _limits_plan(spec):
+    plan = []
+    for name, text in spec.limits:
+        attr = RLIMITS.get(name)
+        value = parse_limit_value(text)
+        if attr is None or value is None or not hasattr(resource, attr):
+            continue  # unknown / unparsable: ignored like procd (and logged at submission)
+        plan.append((getattr(resource, attr), value[0], value[1]))
+    return plan
+
+
+def _open_devnull():
+    return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+
+class ChildPlan:
+    """Everything the child needs, computed in the parent before fork."""
+
+    def __init__(self, spec, base_env, hardening=None):
+        self.argv = [a.encode() for a in spec.command]
+        self.env = build_env(base_env, spec)
+        path = self.env.get(b"PATH", DEFAULT_PATH.encode())
+        self.path = path.decode(errors="replace")
+        self.nice = spec.nice
+        self.limits = _limits_plan(spec)
+        self.user = spec.user
+        self.uid = spec.uid
+        self.gid = spec.gid
+        self.new_session = spec.group_kill
+        self.hardening = hardening
+
+
+def _switch_identity(plan):
+    """initgroups -> setgid -> setuid, each checked, then verified (fail closed)."""
+    uid, gid = plan.uid, plan.gid
+    if uid == os.getuid() and gid == os.getgid() and uid != 0:
+        return  # unprivileged daemon running its own user's service: nothing to switch
+    if plan.user is not None and uid != 0:
+        os.initgroups(plan.user, gid)
+    elif gid != 0:
+        os.setgroups([gid])  # only `group`: don't keep root's supplementary groups
+    if gid != 0:
+        os.setgid(gid)
+    if plan.hardening is not None:
+        plan.hardening.before_setuid()
+    if uid != 0:
+        os.setuid(uid)
+    if (uid and (os.getuid(), os.geteuid()) != (uid, uid)) or (
+        gid and (os.getgid(), os.getegid()) != (gid, gid)
+    ):
+        raise OSError(f"identity switch to uid {uid} gid {gid} did not take effect")
+
+
+def _child(plan, stdout_fd, stderr_fd, err_w):
+    """In the forked child: set up and exec. Never returns."""
+    stage = "setup"
+    try:
+        if plan.new_session:
+            stage = "setsid"
+            os.setsid()
+        if plan.nice:
+            stage = "setpriority"
+            os.setpriority(os.PRIO_PROCESS, 0, plan.nice)
+        stage = "setrlimit"
+        for which, soft, hard in plan.limits:
+            if hard is None:
+                hard = resource.getrlimit(which)[1]
+            resource.setrlimit(which, (soft, hard))
+        stage = "stdio"
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(stdout_fd if stdout_fd is not None else devnull, 1)
+        os.dup2(stderr_fd if stderr_fd is not None else devnull, 2)
+        # Python ignores SIGPIPE and SIGXFSZ; an exec'd program must get the defaults.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        stage = "user/group"
+        _switch_identity(plan)
+        # -- hardening hook (issue 5): capabilities, no_new_privs, seccomp --
+        if plan.hardening is not None:
+            stage = "hardening"
+            plan.hardening.after_setuid()
+            plan.hardening.apply_in_child()
+        # -- end of hardening hook --
+        stage = "exec"
+        os.execvpe(plan.argv[0], plan.argv, plan.env)
+    except BaseException as e:  # noqa: BLE001 - the child must never return into the daemon
+        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        target = plan.argv[0].decode(errors="replace") if stage == "exec" else ""
+        reason = f"{stage} {target}: {detail}" if target else f"{stage}: {detail}"
+        try:
+            os.write(err_w, reason.encode("utf-8", "replace")[:1024])
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(EXEC_FAILED)
+
+
+class Running:
+    """The process side of one started instance: pid, log pipes, error pipe."""
+
+    def __init__(self, pid, err_r):
+        self.pid = pid
+        self.err_r = err_r
+        self.exec_error = None
+        self.loggers = []
+
+
+class Spawner:
+    """Starts instances on a Loop and reports their exits.
+
+    spawn(spec, on_exit) -> Running; on_exit(status, exec_error) is called
+    once, with the raw wait status (None if unknown) and the reason the child
+    could not exec (None if it did).
+    """
+
+    def __init__(self, loop, sink, base_env=None, log=None):
+        self.loop = loop
+        self.sink = sink
+        self.base_env = base_env if base_env is not None else original_environment()
+        self.log = log
+
+    def _hardening_plan(self, spec):
+        if not (spec.no_new_privs or spec.capabilities or spec.seccomp):
+            return None
+        try:
+            from pyprocd.process import harden
+        except ImportError as e:
+            raise SpawnError(f"hardening unavailable: {e}") from None
+        try:
+            return harden.prepare(spec.no_new_privs, spec.capabilities, spec.seccomp)
+        except (ValueError, OSError) as e:
+            raise SpawnError(str(e)) from None
+
+    def _pipe(self, enabled):
+        return os.pipe() if enabled else (None, None)
+
+    def spawn(self, spec, on_exit):
+        plan = ChildPlan(spec, self.base_env, self._hardening_plan(spec))
+        out_r, out_w = self._pipe(spec.stdout)
+        err_r_log, err_w_log = self._pipe(spec.stderr)
+        err_r, err_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            for fd in (out_r, out_w, err_r_log, err_w_log, err_r, err_w):
+                if fd is not None:
+                    os.close(fd)
+            raise SpawnError(f"fork failed: {e}") from None
+        if pid == 0:
+            _child(plan, out_w, err_w_log, err_w)
+        for fd in (out_w, err_w_log, err_w):
+            if fd is not None:
+                os.close(fd)
+        running = Running(pid, err_r)
+        ident = instance_ident(spec.command[0], pid)
+        if out_r is not None:
+            running.loggers.append(PipeLogger(self.loop, out_r, self.sink, ident, spec.facility | LOG_INFO))
+        if err_r_log is not None:
+            running.loggers.append(PipeLogger(self.loop, err_r_log, self.sink, ident, spec.facility | LOG_ERR))
+        os.set_blocking(err_r, False)
+        self.loop.add_reader(err_r, lambda: self._read_exec_error(running))
+        self.loop.watch_child(pid, lambda p, status: self._exited(running, status, on_exit))
+        return running
+
+    def _read_exec_error(self, running):
+        """EOF without data = exec succeeded (the pipe is close-on-exec)."""
+        if running.err_r is None:
+            return
+        try:
+            data = os.read(running.err_r, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            running.exec_error = data.decode("utf-8", "replace")
+        self.loop.remove_reader(running.err_r)
+        os.close(running.err_r)
+        running.err_r = None
+
+    def _exited(self, running, status, on_exit):
+        # The reason, if any, was written before the child exited: read it now.
+        self._read_exec_error(running)
+        on_exit(status, running.exec_error)
+
+    def run_script(self, argv, on_done):
+        """Run a helper command (init.d `running`, trigger scripts) with /dev/null stdio.
+
+        on_done(raw_status) when it exits. Returns the pid; raises OSError.
+        """
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = os.posix_spawnp(
+                argv[0], argv, self.base_env,
+                file_actions=[(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)],
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
+        finally:
+            os.close(null)
+        self.loop.watch_child(pid, lambda p, status: on_done(status))
+        return pid
+
+    def kill(self, pid, sig, group=False):
+        """Send sig; returns 0 or the errno. group=True targets the process group."""
+        if pid <= 0:
+            return 3  # ESRCH: never kill(0)/kill(-1) by accident
+        try:
+            os.kill(-pid if group else pid, sig)
+        except OSError as e:
+            if group and e.errno == 3:
+                return self.kill(pid, sig)  # group gone already: try the main pid
+            return e.errno
+        return 0
