@@ -17,5 +17,10 @@ bench:
 lint:
 	$(PYTHON) -m ruff check src tests bench
 
+# dist/pyprocd_<version>-<release>_all.ipk for opkg, no OpenWrt SDK needed
+# (see openwrt/README.md); IPK_PYTHON=3.13 targets another router python3.
+ipk:
+	$(PYTHON) tools/ipk/mkipk.py --out dist $(if $(IPK_PYTHON),--python-version $(IPK_PYTHON))
+
 clean:
 	rm -rf build dist .pytest_cache src/*.egg-info
