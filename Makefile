@@ -19,8 +19,9 @@ lint:
 
 # dist/pyprocd_<version>-<release>_all.ipk for opkg, no OpenWrt SDK needed
 # (see openwrt/README.md); IPK_PYTHON=3.13 targets another router python3.
+IPK_OUT ?= dist
 ipk:
-	$(PYTHON) tools/ipk/mkipk.py --out dist $(if $(IPK_PYTHON),--python-version $(IPK_PYTHON))
+	$(PYTHON) tools/ipk/mkipk.py --out $(IPK_OUT) $(if $(IPK_PYTHON),--python-version $(IPK_PYTHON))
 
 clean:
 	rm -rf build dist .pytest_cache src/*.egg-info
