@@ -1,0 +1,158 @@
+"""`make ipk`: the package opkg installs, built without the OpenWrt SDK."""
+
+import gzip
+import os
+import subprocess
+import sys
+
+from pkg_helpers import ROOT, Ipk, mkipk, posix_shell
+
+SRC_PACKAGE = ROOT / "src" / "pyprocd"
+
+
+def test_outer_container_is_ipkg_build_layout(built_ipk):
+    # OpenWrt's ipkg-build: a gzipped tar (not an ar archive) whose members
+    # are ./debian-binary, ./data.tar.gz, ./control.tar.gz in this order.
+    assert built_ipk.raw[:2] == b"\x1f\x8b"
+    assert not built_ipk.raw.startswith(b"!<arch>")
+    names = [i.name for i in built_ipk.outer_infos]
+    assert names == ["./debian-binary", "./data.tar.gz", "./control.tar.gz"]
+    assert built_ipk.outer["./debian-binary"] == b"2.0\n"
+    assert all(i.isfile() and i.uid == 0 and i.gid == 0 for i in built_ipk.outer_infos)
+
+
+def test_file_name_and_control_fields(built_ipk):
+    import pyprocd
+
+    fields = built_ipk.fields()
+    release = mkipk.read_manifest()["PYPROCD_RELEASE"]
+    assert fields["Package"] == "pyprocd"
+    assert fields["Version"] == f"{pyprocd.__version__}-{release}"
+    assert built_ipk.path.name == f"pyprocd_{pyprocd.__version__}-{release}_all.ipk"
+    assert fields["Architecture"] == "all"
+    depends = [d.strip() for d in fields["Depends"].split(",")]
+    assert depends[0] == "python3-light" and "python3-cffi" in depends
+    assert fields["Maintainer"] and fields["License"] and fields["Section"]
+    assert fields["Description"]
+    # ipkg-build's rule: Installed-Size = bytes of the uncompressed data tar.
+    data_tar = gzip.decompress(built_ipk.outer["./data.tar.gz"])
+    assert int(fields["Installed-Size"]) == len(data_tar)
+    # Field order as OpenWrt writes it; Description last.
+    order = list(fields)
+    assert order[:2] == ["Package", "Version"] and order[-1] == "Description"
+    assert order.index("Architecture") < order.index("Installed-Size")
+
+
+def test_conffiles_and_control_scripts(built_ipk):
+    assert built_ipk.control_text("conffiles") == "/etc/config/pyprocd\n"
+    assert "/etc/config/pyprocd" in built_ipk.files()
+    for name in ("postinst", "prerm", "postinst-pkg", "prerm-pkg"):
+        info, body = built_ipk.control[f"./{name}"]
+        assert info.mode == 0o755, name
+        assert body.startswith(b"#!/bin/sh\n"), name
+        subprocess.run([*posix_shell(), "-n"], input=body, check=True)
+    # OpenWrt's stubs: enable + start the init script on install, stop +
+    # disable on removal, via /lib/functions.sh.
+    assert "default_postinst $0 $@" in built_ipk.control_text("postinst")
+    assert "default_prerm $0 $@" in built_ipk.control_text("prerm")
+
+
+def test_permissions_and_ownership(built_ipk):
+    data = built_ipk.data
+    assert data["./etc/init.d/pyprocd"][0].mode == 0o755
+    assert data["./usr/bin/pyprocd"][0].mode == 0o755
+    assert data["./etc/config/pyprocd"][0].mode == 0o644
+    assert data["./lib/functions/pyprocd.sh"][0].mode == 0o644
+    mtimes = set()
+    for name, (info, _) in data.items():
+        assert info.uid == 0 and info.gid == 0, name
+        assert info.isdir() or info.isfile(), name
+        if info.isdir():
+            assert info.mode == 0o755, name
+        elif name.endswith(".py"):
+            assert info.mode == 0o644, name
+        mtimes.add(info.mtime)
+    assert len(mtimes) == 1
+    assert list(data) == sorted(data), "entries are sorted"
+
+
+def test_python_package_is_complete_sources(built_ipk):
+    pkg = mkipk.Package()
+    shipped = {p for p in built_ipk.files() if p.startswith(pkg.package_dir + "/")}
+    expected = {
+        f"{pkg.package_dir}/{p.relative_to(SRC_PACKAGE).as_posix()}"
+        for p in SRC_PACKAGE.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert expected <= shipped
+    assert f"{pkg.package_dir}/__init__.py" in shipped
+    assert not any("__pycache__" in p or p.endswith(".pyc") for p in built_ipk.files())
+
+
+def test_build_is_deterministic(tmp_path, built_ipk):
+    again = mkipk.build(tmp_path)
+    assert again.read_bytes() == built_ipk.raw
+
+
+def test_other_python_version_moves_site_packages(tmp_path):
+    ipk = Ipk(mkipk.build(tmp_path, python_version="3.13"))
+    assert "/usr/lib/python3.13/site-packages/pyprocd/__init__.py" in ipk.files()
+    assert "/usr/lib/python3.13/site-packages/pyprocd" in ipk.control_text("postinst-pkg")
+
+
+def _installed_env(site_packages):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(site_packages)  # only the unpacked root, not src/
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def test_installed_entry_point_runs_from_empty_root(tmp_path, built_ipk):
+    import pyprocd
+
+    root = built_ipk.install(tmp_path / "root")
+    pkg = mkipk.Package()
+    site = root / pkg.site_packages.lstrip("/")
+    env = _installed_env(site)
+    out = subprocess.run(
+        [sys.executable, str(root / "usr/bin/pyprocd"), "--version"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert out.stdout.strip() == f"pyprocd {pyprocd.__version__}"
+    where = subprocess.run(
+        [sys.executable, "-c", "import pyprocd.cli; print(pyprocd.cli.__file__)"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert where.stdout.strip().startswith(str(site)), "imported from the unpacked root"
+
+
+def test_postinst_byte_compiles_and_prerm_cleans(tmp_path, built_ipk):
+    # The scripts name the package dir on the router; point them at the
+    # unpacked root instead and run them as default_postinst would.
+    root = built_ipk.install(tmp_path / "root")
+    pkg = mkipk.Package()
+    package_dir = root / pkg.package_dir.lstrip("/")
+    postinst = built_ipk.control_text("postinst-pkg").replace(pkg.package_dir, str(package_dir))
+    prerm = built_ipk.control_text("prerm-pkg").replace(pkg.package_dir, str(package_dir))
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    env.pop("IPKG_INSTROOT", None)
+    subprocess.run([*posix_shell(), "-c", postinst], env=env, check=True, timeout=300)
+    assert list(package_dir.glob("__pycache__/__init__.*.pyc"))
+    assert list(package_dir.glob("*/__pycache__/*.pyc"))
+    subprocess.run([*posix_shell(), "-c", prerm], env=env, check=True, timeout=60)
+    assert not list(package_dir.rglob("__pycache__"))
+    # An image build (IPKG_INSTROOT set) has no target python3 to run.
+    env["IPKG_INSTROOT"] = str(root)
+    subprocess.run([*posix_shell(), "-c", postinst], env=env, check=True, timeout=60)
+    assert not list(package_dir.rglob("__pycache__"))
+
+
+def test_make_ipk_target_writes_dist(tmp_path):
+    # The Makefile target is the documented command; run it with dist/ elsewhere.
+    out = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "ipk", f"PYTHON={sys.executable}", f"IPK_OUT={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    built = list(tmp_path.glob("pyprocd_*_all.ipk"))
+    assert len(built) == 1 and str(built[0]) in out.stdout
