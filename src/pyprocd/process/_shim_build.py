@@ -1,0 +1,54 @@
+"""Regenerate _shim_ffi.py, the out-of-line ABI-mode cffi module (developer tool).
+
+Out-of-line ABI mode: cffi parses CDEF once, here, and writes a pure-Python module
+holding a compact, platform-independent type table. At run time only the small
+`_cffi_backend` extension is imported (no pycparser, no compiler), and struct layouts
+are computed by cffi for the host's own ABI (pointer size, alignment, byte order).
+
+    python3 -m pyprocd.process._shim_build
+"""
+
+import os
+import sys
+
+MODULE = "pyprocd.process._shim_ffi"
+
+# Only fixed-width kernel ABI structs; no host assumptions are written down here.
+CDEF = """
+struct sock_filter { uint16_t code; uint8_t jt; uint8_t jf; uint32_t k; };
+struct sock_fprog { unsigned short len; struct sock_filter *filter; };
+struct user_cap_header { uint32_t version; int pid; };
+struct user_cap_data { uint32_t effective; uint32_t permitted; uint32_t inheritable; };
+struct rlimit64_k { uint64_t rlim_cur; uint64_t rlim_max; };
+
+int prctl(int option, ...);
+long syscall(long number, ...);
+int capget(struct user_cap_header *hdr, struct user_cap_data *data);
+int capset(struct user_cap_header *hdr, struct user_cap_data *data);
+int prlimit64(int pid, int resource, struct rlimit64_k *new_limit, struct rlimit64_k *old_limit);
+int prlimit(int pid, int resource, struct rlimit64_k *new_limit, struct rlimit64_k *old_limit);
+"""
+
+
+def make_ffi():
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    ffi.set_source(MODULE, None)
+    return ffi
+
+
+def target_path():
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_shim_ffi.py")
+
+
+def main(argv=None):
+    path = (argv or [None])[0] or target_path()
+    make_ffi().emit_python_code(path)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
