@@ -1,0 +1,108 @@
+"""blob: libubox's tagged binary attributes (the container under blobmsg and ubus).
+
+    >>> from pyprocd.wire import blob
+    >>> blob.encode_attr(2, b"test\\0")              # plain attribute id 2, payload
+    b'\\x02\\x00\\x00\\ttest\\x00\\x00\\x00\\x00'
+    >>> [(i, bytes(p)) for i, _ext, p in blob.iter_attrs(b"\\x03\\x00\\x00\\x08\\x00\\x00\\x00\\x07")]
+    [(3, b'\\x00\\x00\\x00\\x07')]
+
+Layout (big-endian regardless of host): one be32 header word
+``extended(1 bit) | id(7 bits) | raw_len(24 bits)``, raw_len counting the
+4-byte header and the payload but not the zero padding to the next multiple
+of 4. Containers hold their children back to back, each padded; a
+container's raw_len counts that padding.
+
+Everything in this package that rejects untrusted bytes raises `BlobError`
+(a ValueError) and nothing else.
+"""
+
+import struct
+
+__all__ = [
+    "BlobError", "ATTR_EXTENDED", "ID_MASK", "LEN_MASK", "MAX_LEN",
+    "UNSPEC", "NESTED", "BINARY", "STRING", "INT8", "INT16", "INT32", "INT64", "DOUBLE",
+    "pad4", "encode_attr", "iter_attrs", "check_type",
+]
+
+
+class BlobError(ValueError):
+    """Malformed blob/blobmsg/ubus bytes, or a value that cannot be encoded."""
+
+
+ATTR_EXTENDED = 0x80000000
+ID_MASK = 0x7F000000
+ID_SHIFT = 24
+LEN_MASK = 0x00FFFFFF
+MAX_LEN = LEN_MASK  # the length field is 24 bits; there is no longer form
+
+# Plain blob types (`BLOB_ATTR_*`): only used to validate payloads against a policy.
+UNSPEC = 0
+NESTED = 1
+BINARY = 2
+STRING = 3
+INT8 = 4
+INT16 = 5
+INT32 = 6
+INT64 = 7
+DOUBLE = 8
+
+_BE32 = struct.Struct(">I")
+_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")  # zero bytes to add after n % 4 bytes
+
+
+def pad4(n):
+    """`n` rounded up to a multiple of 4 (libubox's padded length)."""
+    return (n + 3) & ~3
+
+
+def encode_attr(attr_id, payload, extended=False):
+    """One attribute: header, payload, zero padding (the padding is not counted in raw_len)."""
+    raw_len = 4 + len(payload)
+    if raw_len > MAX_LEN:
+        raise BlobError(f"attribute too long: {raw_len} bytes (max {MAX_LEN})")
+    if not 0 <= attr_id <= 127:
+        raise BlobError(f"attribute id {attr_id} out of range 0..127")
+    word = (ATTR_EXTENDED if extended else 0) | (attr_id << ID_SHIFT) | raw_len
+    return _BE32.pack(word) + bytes(payload) + _PAD[raw_len & 3]
+
+
+def iter_attrs(buf, start=0, end=None):
+    """Yield (id, extended, payload memoryview) for the attributes in buf[start:end].
+
+    Like libubox's iteration it stops silently at the first attribute whose
+    padded length is < 4 or runs past `end`, and ignores trailing bytes
+    (ubus message attributes are read this way).
+    """
+    if end is None:
+        end = len(buf)
+    view = memoryview(buf)
+    unpack = _BE32.unpack_from
+    pos = start
+    while end - pos >= 4:
+        word = unpack(buf, pos)[0]
+        raw_len = word & LEN_MASK
+        padded = (raw_len + 3) & ~3
+        if padded < 4 or padded > end - pos:
+            return
+        yield (word & ID_MASK) >> ID_SHIFT, bool(word & ATTR_EXTENDED), view[pos + 4:pos + raw_len]
+        pos += padded
+
+
+def check_type(payload, blob_type):
+    """libubox `blob_check_type`: does `payload` fit plain blob type `blob_type`?"""
+    n = len(payload)
+    if blob_type in (UNSPEC, NESTED, BINARY):
+        return True
+    if blob_type == STRING:
+        return n >= 1 and payload[n - 1] == 0
+    if blob_type == INT8:
+        return n == 1
+    if blob_type == INT16:
+        return n == 2
+    if blob_type == INT32:
+        return n == 4
+    if blob_type == INT64:
+        return n == 8
+    if blob_type == DOUBLE:
+        return n >= 8
+    return False

@@ -1,0 +1,688 @@
+r"""blobmsg: libubox's named, typed values (what travels in UBUS_ATTR_DATA).
+
+    >>> from pyprocd.wire import blobmsg
+    >>> payload = blobmsg.encode_table({"name": "dnsmasq", "verbose": True})
+    >>> blobmsg.decode_table(payload)
+    {'name': 'dnsmasq', 'verbose': True}
+    >>> msg = blobmsg.from_json('{"n": 5, "big": 4294967296, "d": 1.5}')
+    >>> msg
+    {'n': 5, 'big': 4294967296, 'd': 1.5}
+    >>> type(msg["big"]).__name__                  # as the ubus CLI types it
+    'Int64'
+    >>> blobmsg.to_json(msg)
+    '{"n":5,"big":4294967296,"d":1.500000}'
+    >>> blobmsg.to_json({"a": [1]}, indent=True)  # what `ubus call` prints
+    '{\n\t"a": [\n\t\t1\n\t]\n}'
+
+Python values <-> blobmsg types:
+
+=========  ==========================================  ===========================
+type (id)  decoded as                                  encoded from
+=========  ==========================================  ===========================
+UNSPEC 0   None (any payload)                          None
+ARRAY 1    list (element names ignored)                list, tuple
+TABLE 2    dict, wire order kept; a repeated name      dict (str keys)
+           keeps its FIRST value (as blobmsg_parse)
+STRING 3   str, up to the first NUL; bytes that are    str (cut at a NUL, as
+           not UTF-8 are kept as surrogate escapes     libubox's strlen does)
+INT64 4    types.Int64                                 Int64, or an int that does
+                                                       not fit INT32
+INT32 5    int (signed)                                int in [-2**31, 2**31-1]
+INT16 6    types.Int16                                 Int16
+INT8 7     bool (any non-zero byte is True); BOOL      bool
+           and INT8 are one type id and libubox
+           renders it as true/false, so bool it is
+DOUBLE 8   float                                       float
+=========  ==========================================  ===========================
+
+Decoding untrusted bytes (`decode_table`, `decode_array`) validates every
+element exactly like libubox's `blobmsg_check_attr_len` (name header, NUL
+after the name, type id <= 8, exact payload size per type, NUL-terminated
+strings) and raises `BlobError` for a bad element. By default it is stricter
+than libubox in three places, where libubox silently drops data: a child
+running past its container or stray trailing bytes (libubox stops iterating),
+an attribute without name header inside a table/array (blobmsg_parse skips
+it), and nesting deeper than MAX_DEPTH (libubox recurses without limit).
+`strict=False` gives libubox's silent behaviour for the first two.
+
+JSON: `from_json` parses like json-c 0.16 + blobmsg_add_json_from_string (the
+`ubus` CLI); `to_json` renders like blobmsg_format_json (compact) or
+blobmsg_format_json_indent(..., 0) (indent=True, what `ubus call` prints),
+including its quirks (doubles as %lf, `{1}` for an empty key). `format_json`
+renders raw bytes exactly as libubox does, invalid elements included.
+Strings may hold surrogate escapes (non-UTF-8 bytes): write the text with
+``.encode("utf-8", "surrogateescape")`` to get libubox's bytes back.
+"""
+
+import math
+import struct
+
+from .blob import ATTR_EXTENDED, ID_MASK, LEN_MASK, MAX_LEN, BlobError, pad4
+from .blob import check_type as blob_check_type
+from .types import Int16, Int64
+
+__all__ = [
+    "BlobError", "UNSPEC", "ARRAY", "TABLE", "STRING", "INT64", "INT32", "INT16", "INT8",
+    "BOOL", "DOUBLE", "TYPE_NAMES", "MAX_DEPTH",
+    "encode_attr", "encode_table", "encode_array", "encode_buffer",
+    "decode_table", "decode_array", "decode_buffer",
+    "from_json", "to_json", "format_json", "format_buffer",
+    "check_attr_len", "check_attr", "check_array_len", "name_header",
+]
+
+UNSPEC = 0
+ARRAY = 1
+TABLE = 2
+STRING = 3
+INT64 = 4
+INT32 = 5
+INT16 = 6
+INT8 = 7
+BOOL = INT8
+DOUBLE = 8
+TYPE_LAST = DOUBLE
+TYPE_NAMES = {UNSPEC: "UNSPEC", ARRAY: "ARRAY", TABLE: "TABLE", STRING: "STRING",
+              INT64: "INT64", INT32: "INT32", INT16: "INT16", INT8: "INT8", DOUBLE: "DOUBLE"}
+
+# blobmsg type -> plain blob type used to check its value (blobmsg_check_attr_len).
+_VALUE_BLOB_TYPE = (2, None, None, 3, 7, 6, 5, 4, 8)
+
+MAX_DEPTH = 64  # far above json-c's 32; bounds Python recursion on hostile input
+
+_BE32 = struct.Struct(">I")
+_unpack_be32 = _BE32.unpack_from
+_unpack_be16 = struct.Struct(">H").unpack_from
+_unpack_i32 = struct.Struct(">i").unpack_from
+_unpack_i16 = struct.Struct(">h").unpack_from
+_unpack_i64 = struct.Struct(">q").unpack_from
+_unpack_f64 = struct.Struct(">d").unpack_from
+_pack_into_be32 = _BE32.pack_into
+_pack_hdr = _BE32.pack
+_pack_i32 = struct.Struct(">i").pack
+_pack_i16 = struct.Struct(">h").pack
+_pack_i64 = struct.Struct(">q").pack
+_pack_f64 = struct.Struct(">d").pack
+
+_EXT = ATTR_EXTENDED
+_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
+_STR_TAIL = (b"\0", b"\0\0\0\0", b"\0\0\0", b"\0\0")  # string NUL + padding, by len % 4
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+# ---------------------------------------------------------------- encoding
+
+_name_cache = {}
+
+
+def name_header(name):
+    """The blobmsg name header for `name`: be16 length, name, NUL, zero padding."""
+    hdr = _name_cache.get(name)
+    if hdr is not None:
+        return hdr
+    if name is None:
+        return b"\0\0\0\0"
+    if not isinstance(name, str):
+        raise BlobError(f"blobmsg name must be a str, not {type(name).__name__}")
+    raw = name.encode("utf-8", "surrogateescape")
+    nul = raw.find(b"\0")
+    if nul >= 0:  # libubox takes the name with strlen()
+        raw = raw[:nul]
+    if len(raw) > 0xFFFF:
+        raise BlobError(f"blobmsg name too long: {len(raw)} bytes (max 65535)")
+    hdr = struct.pack(">H", len(raw)) + raw + _STR_TAIL[(len(raw) + 3) & 3]
+    if len(_name_cache) > 4096:
+        _name_cache.clear()
+    _name_cache[name] = hdr
+    return hdr
+
+
+def _put(out, hdr, value, depth):
+    """Append one blobmsg attribute (name header `hdr`, `value`) to bytearray `out`."""
+    t = type(value)
+    if t is str:
+        data = value.encode("utf-8", "surrogateescape")
+        if b"\0" in data:  # libubox stores strings with strlen()
+            data = data[:data.find(b"\0")]
+        raw = 4 + len(hdr) + len(data) + 1
+        if raw > MAX_LEN:
+            raise BlobError(f"string too long for a blob attribute ({len(data)} bytes)")
+        out += _pack_hdr(0x83000000 | raw)
+        out += hdr
+        out += data
+        out += _STR_TAIL[raw & 3]
+    elif t is bool:
+        out += _pack_hdr(0x87000005 + len(hdr))
+        out += hdr
+        out += b"\1\0\0\0" if value else b"\0\0\0\0"
+    elif t is int:
+        if INT32_MIN <= value <= INT32_MAX:
+            out += _pack_hdr(0x85000008 + len(hdr))
+            out += hdr
+            out += _pack_i32(value)
+        else:
+            _put_int64(out, hdr, value)
+    elif t is dict:
+        _put_container(out, 0x82000000, hdr, value, depth)
+    elif t is list or t is tuple:
+        _put_container(out, 0x81000000, hdr, value, depth)
+    elif t is float:
+        out += _pack_hdr(0x8800000C + len(hdr))
+        out += hdr
+        out += _pack_f64(value)
+    elif value is None:
+        out += _pack_hdr(0x80000004 + len(hdr))
+        out += hdr
+    elif t is Int64:
+        _put_int64(out, hdr, value)
+    elif t is Int16:
+        if not -0x8000 <= value <= 0x7FFF:
+            raise BlobError(f"Int16 value {int(value)} out of range")
+        out += _pack_hdr(0x86000006 + len(hdr))
+        out += hdr
+        out += _pack_i16(value) + b"\0\0"
+    else:
+        _put_other(out, hdr, value, depth)
+
+
+def _put_int64(out, hdr, value):
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise BlobError(f"integer {int(value)} does not fit in INT64")
+    out += _pack_hdr(0x8400000C + len(hdr))
+    out += hdr
+    out += _pack_i64(value)
+
+
+def _put_other(out, hdr, value, depth):
+    """Subclasses of the supported types (e.g. an IntEnum, an OrderedDict)."""
+    if isinstance(value, bool):
+        _put(out, hdr, bool(value), depth)
+    elif isinstance(value, Int64):
+        _put_int64(out, hdr, value)
+    elif isinstance(value, Int16):
+        _put(out, hdr, Int16(value), depth)
+    elif isinstance(value, int):
+        _put(out, hdr, int(value), depth)
+    elif isinstance(value, str):
+        _put(out, hdr, str(value), depth)
+    elif isinstance(value, float):
+        _put(out, hdr, float(value), depth)
+    elif isinstance(value, dict):
+        _put_container(out, 0x82000000, hdr, value, depth)
+    elif isinstance(value, (list, tuple)):
+        _put_container(out, 0x81000000, hdr, value, depth)
+    else:
+        raise BlobError(f"cannot encode {type(value).__name__} as blobmsg")
+
+
+def _put_container(out, word, hdr, value, depth):
+    if depth >= MAX_DEPTH:
+        raise BlobError(f"nesting deeper than {MAX_DEPTH} levels")
+    start = len(out)
+    out += b"\0\0\0\0"
+    out += hdr
+    depth += 1
+    if word == 0x82000000:
+        for key, item in value.items():
+            _put(out, name_header(key), item, depth)
+    else:
+        for item in value:
+            _put(out, b"\0\0\0\0", item, depth)
+    raw = len(out) - start
+    if raw > MAX_LEN:
+        raise BlobError(f"container too long for a blob attribute ({raw} bytes)")
+    _pack_into_be32(out, start, word | raw)
+
+
+def encode_attr(name, value):
+    """One blobmsg attribute named `name` ("" or None: unnamed, as array elements are)."""
+    out = bytearray()
+    _put(out, name_header(name), value, 0)
+    return bytes(out)
+
+
+def encode_table(d):
+    """The attributes of a table payload: what goes inside UBUS_ATTR_DATA."""
+    if not isinstance(d, dict):
+        raise BlobError(f"a blobmsg table is a dict, not {type(d).__name__}")
+    out = bytearray()
+    for key, item in d.items():
+        _put(out, name_header(key), item, 1)
+    return bytes(out)
+
+
+def encode_array(items):
+    """The attributes of an array payload (unnamed elements)."""
+    out = bytearray()
+    for item in items:
+        _put(out, b"\0\0\0\0", item, 1)
+    return bytes(out)
+
+
+def encode_buffer(d, head_id=0):
+    """A whole blob_buf: a plain head attribute (id `head_id`) holding the table of `d`.
+
+    head_id 0 is what blobmsg_add_json_from_string and the ubus CLI produce;
+    2 (TABLE) is what blobmsg_buf_init gives.
+    """
+    payload = encode_table(d)
+    if 4 + len(payload) > MAX_LEN:
+        raise BlobError("table too long for a blob buffer")
+    return _pack_hdr((head_id << 24) | (4 + len(payload))) + payload
+
+
+# ---------------------------------------------------------------- decoding
+
+def _element_error(buf, pos, avail, name_required):
+    """Why the element at `pos` fails blobmsg_check_attr_len, or None if it passes."""
+    if avail < 4:
+        return "truncated attribute header"
+    word = _unpack_be32(buf, pos)[0]
+    raw = word & LEN_MASK
+    if raw < 4:
+        return f"attribute length {raw} below the 4-byte header"
+    if raw > avail:
+        return f"attribute length {raw} exceeds the {avail} bytes available"
+    payload_len = raw - 4
+    btype = (word & ID_MASK) >> 24
+    if word & _EXT:
+        if payload_len < 2:
+            return "extended attribute too short for a name header"
+        namelen = _unpack_be16(buf, pos + 4)[0]
+        if name_required and namelen == 0:
+            return "unnamed element in a table"
+        hdrlen = (namelen + 6) & ~3  # round_up_4(2 + namelen + 1)
+        if payload_len < hdrlen:
+            return "name runs past the end of the attribute"
+        if buf[pos + 6 + namelen] != 0:
+            return "name not NUL-terminated"
+        vstart = pos + 4 + hdrlen
+    else:
+        if name_required:
+            return "attribute without a name header"
+        vstart = pos + 4
+    if btype > TYPE_LAST:
+        return f"unknown blobmsg type {btype}"
+    blob_type = _VALUE_BLOB_TYPE[btype]
+    if blob_type is not None and not blob_check_type(buf[vstart:pos + raw], blob_type):
+        return f"bad {TYPE_NAMES[btype]} value of {pos + raw - vstart} bytes"
+    return None
+
+
+
+def check_attr_len(buf, name_required, available=None, pos=0):
+    """libubox blobmsg_check_attr_len on the attribute at buf[pos:pos+available]."""
+    if available is None:
+        available = len(buf) - pos
+    return _element_error(buf, pos, min(available, len(buf) - pos), name_required) is None
+
+
+def check_attr(buf, name_required, pos=0):
+    """libubox blobmsg_check_attr: check_attr_len against the attribute's own raw length."""
+    if len(buf) - pos < 4:
+        return False
+    raw = _unpack_be32(buf, pos)[0] & LEN_MASK
+    if raw > len(buf) - pos:
+        return False  # libubox would read past the buffer; callers check the length first
+    return check_attr_len(buf, name_required, raw, pos)
+
+
+def check_array_len(buf, elem_type=UNSPEC, available=None, pos=0):
+    """libubox blobmsg_check_array_len: number of valid children, or -1.
+
+    One level deep only; iteration stops silently at a child that overruns
+    the container, as in libubox.
+    """
+    if available is None:
+        available = len(buf) - pos
+    if not check_attr_len(buf, False, available, pos):
+        return -1
+    word = _unpack_be32(buf, pos)[0]
+    btype = (word & ID_MASK) >> 24
+    if btype not in (ARRAY, TABLE):
+        return -1
+    vstart, vend = _value_span(buf, pos, word)
+    count = 0
+    p = vstart
+    while vend - p >= 4:
+        padded = pad4(_unpack_be32(buf, p)[0] & LEN_MASK)
+        if padded < 4 or padded > vend - p:
+            break
+        child = _unpack_be32(buf, p)[0]
+        if elem_type != UNSPEC and (child & ID_MASK) >> 24 != elem_type:
+            return -1
+        if _element_error(buf, p, vend - p, btype == TABLE) is not None:
+            return -1
+        count += 1
+        p += padded
+    return count
+
+
+def _value_span(buf, pos, word):
+    """(start, end) of the value area of the attribute at `pos` (header word `word`)."""
+    end = pos + (word & LEN_MASK)
+    if word & _EXT:
+        return pos + 4 + ((_unpack_be16(buf, pos + 4)[0] + 6) & ~3), end
+    return pos + 4, end
+
+
+def _name_at(buf, pos):
+    namelen = _unpack_be16(buf, pos + 4)[0]
+    raw = buf[pos + 6:pos + 6 + namelen]
+    if b"\0" in raw:  # C readers see the name up to its first NUL
+        raw = raw[:raw.find(b"\0")]
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _decode_list(buf, pos, end, is_table, strict, depth):
+    """Decode the children in buf[pos:end] into a dict (table) or a list (array)."""
+    if depth > MAX_DEPTH:
+        raise BlobError(f"nesting deeper than {MAX_DEPTH} levels")
+    result = {} if is_table else []
+    while pos < end:
+        avail = end - pos
+        if avail < 4:
+            if strict:
+                raise BlobError(f"{avail} stray bytes after the last attribute")
+            break
+        word = _unpack_be32(buf, pos)[0]
+        raw = word & LEN_MASK
+        padded = (raw + 3) & ~3
+        if padded > avail or raw == 0:
+            if strict:
+                raise BlobError(f"attribute of length {raw} runs past its container "
+                                f"({avail} bytes left)")
+            break
+        if raw < 4:
+            raise BlobError(f"attribute length {raw} below the 4-byte header")
+        if not word & _EXT:
+            if strict:
+                raise BlobError("attribute without a name header inside a blobmsg container")
+            err = _element_error(buf, pos, avail, False)
+            if err:  # blobmsg_parse still validates it, then skips it
+                raise BlobError(err)
+            pos += padded
+            continue
+        value = _decode_value(buf, pos, word, raw, avail, strict, depth)
+        if is_table:
+            name = _name_at(buf, pos)
+            if name not in result:  # first occurrence wins, as in blobmsg_parse
+                result[name] = value
+        else:
+            result.append(value)
+        pos += padded
+    return result
+
+
+def _decode_value(buf, pos, word, raw, avail, strict, depth):
+    """Validate and decode the extended attribute at `pos`."""
+    if raw < 6:
+        raise BlobError(_element_error(buf, pos, avail, False) or "bad attribute")
+    namelen = _unpack_be16(buf, pos + 4)[0]
+    vstart = pos + 4 + ((namelen + 6) & ~3)
+    vend = pos + raw
+    btype = word >> 24 & 0x7F
+    n = vend - vstart
+    if n < 0 or buf[pos + 6 + namelen] != 0:
+        raise BlobError(_element_error(buf, pos, avail, False) or "bad name header")
+    if btype == STRING:
+        if n < 1 or buf[vend - 1] != 0:
+            raise BlobError("STRING value not NUL-terminated")
+        return buf[vstart:buf.find(b"\0", vstart, vend)].decode("utf-8", "surrogateescape")
+    if btype == INT32:
+        if n != 4:
+            raise BlobError(f"INT32 value of {n} bytes")
+        return _unpack_i32(buf, vstart)[0]
+    if btype == TABLE:
+        return _decode_list(buf, vstart, vend, True, strict, depth + 1)
+    if btype == INT8:
+        if n != 1:
+            raise BlobError(f"INT8/BOOL value of {n} bytes")
+        return buf[vstart] != 0
+    if btype == ARRAY:
+        return _decode_list(buf, vstart, vend, False, strict, depth + 1)
+    if btype == INT64:
+        if n != 8:
+            raise BlobError(f"INT64 value of {n} bytes")
+        return Int64(_unpack_i64(buf, vstart)[0])
+    if btype == DOUBLE:
+        if n < 8:
+            raise BlobError(f"DOUBLE value of {n} bytes")
+        return _unpack_f64(buf, vstart)[0]
+    if btype == INT16:
+        if n != 2:
+            raise BlobError(f"INT16 value of {n} bytes")
+        return Int16(_unpack_i16(buf, vstart)[0])
+    if btype == UNSPEC:
+        return None
+    raise BlobError(f"unknown blobmsg type {btype}")
+
+
+def _as_bytes(b):
+    if type(b) is bytes:
+        return b
+    if isinstance(b, (bytearray, memoryview)):
+        return bytes(b)
+    raise BlobError(f"expected bytes, not {type(b).__name__}")
+
+
+def decode_table(b, strict=True):
+    """Decode the attributes of a table payload (e.g. UBUS_ATTR_DATA) into a dict."""
+    b = _as_bytes(b)
+    return _decode_list(b, 0, len(b), True, strict, 1)
+
+
+def decode_array(b, strict=True):
+    """Decode the attributes of an array payload into a list."""
+    b = _as_bytes(b)
+    return _decode_list(b, 0, len(b), False, strict, 1)
+
+
+def decode_buffer(b, strict=True):
+    """Decode a whole blob_buf (head attribute + table), as `encode_buffer` makes."""
+    b = _as_bytes(b)
+    if len(b) < 4:
+        raise BlobError("buffer shorter than its head attribute")
+    raw = _unpack_be32(b, 0)[0] & LEN_MASK
+    if raw < 4 or raw > len(b):
+        raise BlobError(f"head length {raw} does not fit the {len(b)} bytes given")
+    if strict and pad4(raw) < len(b):
+        raise BlobError(f"{len(b) - raw} stray bytes after the head attribute")
+    return _decode_list(b, 4, raw, True, strict, 1)
+
+
+# ---------------------------------------------------------------- JSON
+
+def from_json(text):
+    """JSON text -> dict of typed values, as the ubus CLI (json-c + blobmsg_json) types it.
+
+    Raises ValueError (a BlobError) for text json-c rejects or whose top
+    level is not an object (the CLI's "Parsing message data failed").
+    """
+    from .jsonc import parse_object  # only the CLI path needs the parser
+
+    return parse_object(text)
+
+
+_ESCAPES = {i: "\\u%04x" % i for i in range(0x20)}
+_ESCAPES.update({8: "\\b", 9: "\\t", 10: "\\n", 13: "\\r", 34: '\\"', 92: "\\\\"})
+
+
+def _quote(s):
+    return '"' + s.translate(_ESCAPES) + '"'
+
+
+def _format_double(x):
+    if x != x:
+        return "-nan" if math.copysign(1.0, x) < 0 else "nan"
+    return ("%f" % x)[:316]  # libubox formats into a 317-byte buffer
+
+
+def to_json(value, indent=False):
+    """Render like blobmsg_format_json (compact) or the `ubus` CLI's indented form.
+
+    `value` is normally a decoded table (dict) or array (list); a scalar is
+    rendered alone. bytes are taken as raw table attributes (see format_json).
+    """
+    parts = []
+    _render(parts, value, 0 if indent else -1)
+    return "".join(parts)
+
+
+def _render(parts, value, level):
+    t = type(value)
+    if t is str:
+        parts.append(_quote(value))
+    elif t is dict:
+        _render_list(parts, value.items(), level, True)
+    elif t is bool:
+        parts.append("true" if value else "false")
+    elif t is int or t is Int64 or t is Int16:
+        parts.append(str(int(value)))
+    elif t is list or t is tuple:
+        _render_list(parts, value, level, False)
+    elif t is float:
+        parts.append(_format_double(value))
+    elif value is None:
+        parts.append("null")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        b = bytes(value)
+        _format_list(parts, b, 0, len(b), False, level)
+    elif isinstance(value, bool):
+        parts.append("true" if value else "false")
+    elif isinstance(value, int):
+        parts.append(str(int(value)))
+    elif isinstance(value, str):
+        parts.append(_quote(str(value)))
+    elif isinstance(value, float):
+        parts.append(_format_double(float(value)))
+    elif isinstance(value, dict):
+        _render_list(parts, value.items(), level, True)
+    elif isinstance(value, (list, tuple)):
+        _render_list(parts, value, level, False)
+    else:
+        raise BlobError(f"cannot render {type(value).__name__} as blobmsg JSON")
+
+
+def _separator(level):
+    return "\n" + "\t" * min(level, 16)
+
+
+def _render_list(parts, items, level, is_table):
+    parts.append("{" if is_table else "[")
+    inner = level + 1 if level >= 0 else -1
+    sep = _separator(inner) if level >= 0 else ""
+    colon = ": " if level >= 0 else ":"
+    parts.append(sep)
+    first = True
+    for item in items:
+        if not first:
+            parts.append(",")
+            parts.append(sep)
+        first = False
+        if is_table:
+            name, item = item
+            if not isinstance(name, str):
+                raise BlobError(f"table key must be a str, not {type(name).__name__}")
+            name = name.split("\0", 1)[0]
+            if name:  # libubox prints an empty-named member as a bare value
+                parts.append(_quote(name))
+                parts.append(colon)
+        _render(parts, item, inner)
+    if level >= 0:
+        parts.append(_separator(level))
+    parts.append("}" if is_table else "]")
+
+
+def format_json(payload, indent=False, array=False):
+    """Render raw blobmsg attributes exactly as libubox's blobmsg_format_json_list.
+
+    `payload` is the value area of a table/array (e.g. the payload of
+    UBUS_ATTR_DATA). Elements libubox rejects print nothing (their comma
+    stays), iteration stops silently at an overrunning child.
+    """
+    b = _as_bytes(payload)
+    parts = []
+    _format_list(parts, b, 0, len(b), array, 0 if indent else -1)
+    return "".join(parts)
+
+
+def format_buffer(buf, indent=False):
+    """blobmsg_format_json(head, true) on a whole blob_buf (head + children)."""
+    b = _as_bytes(buf)
+    if len(b) < 4:
+        raise BlobError("buffer shorter than its head attribute")
+    word = _unpack_be32(b, 0)[0]
+    raw = word & LEN_MASK
+    if raw < 4 or raw > len(b):
+        raise BlobError(f"head length {raw} does not fit the {len(b)} bytes given")
+    is_array = bool(word & _EXT) and (word & ID_MASK) >> 24 == ARRAY
+    if word & _EXT and not check_attr_len(b, False, raw):
+        raise BlobError("head attribute is not a valid blobmsg attribute")
+    start, end = _value_span(b, 0, word)
+    parts = []
+    _format_list(parts, b, start, end, is_array, 0 if indent else -1)
+    return "".join(parts)
+
+
+def _format_list(parts, buf, pos, end, is_array, level):
+    if level > MAX_DEPTH:
+        raise BlobError(f"nesting deeper than {MAX_DEPTH} levels")
+    parts.append("[" if is_array else "{")
+    inner = level + 1 if level >= 0 else -1
+    sep = _separator(inner) if level >= 0 else ""
+    parts.append(sep)
+    first = True
+    while end - pos >= 4:
+        word = _unpack_be32(buf, pos)[0]
+        padded = pad4(word & LEN_MASK)
+        if padded < 4 or padded > end - pos:
+            break
+        if not first:
+            parts.append(",")
+            parts.append(sep)
+        first = False
+        _format_element(parts, buf, pos, word, is_array, inner)
+        pos += padded
+    if level >= 0:
+        parts.append(_separator(level))
+    parts.append("]" if is_array else "}")
+
+
+def _c_string(buf, start, end):
+    """The C string at buf[start:] (bounded by `end`), decoded."""
+    nul = buf.find(b"\0", start, end)
+    return buf[start:nul if nul >= 0 else end].decode("utf-8", "surrogateescape")
+
+
+def _format_element(parts, buf, pos, word, without_name, level):
+    raw = word & LEN_MASK
+    if _element_error(buf, pos, raw, False) is not None:
+        return  # blobmsg_check_attr failed: libubox prints nothing
+    end = pos + raw
+    if not without_name:
+        # blobmsg_name() reads a name header even where the attribute has none
+        name = _c_string(buf, pos + 6, len(buf))
+        if name:
+            parts.append(_quote(name))
+            parts.append(": " if level >= 0 else ":")
+    start, end = _value_span(buf, pos, word)
+    btype = (word & ID_MASK) >> 24
+    if btype == UNSPEC:
+        parts.append("null")
+    elif btype == BOOL:
+        parts.append("true" if buf[start] else "false")
+    elif btype == INT16:
+        parts.append(str(_unpack_i16(buf, start)[0]))
+    elif btype == INT32:
+        parts.append(str(_unpack_i32(buf, start)[0]))
+    elif btype == INT64:
+        parts.append(str(_unpack_i64(buf, start)[0]))
+    elif btype == DOUBLE:
+        parts.append(_format_double(_unpack_f64(buf, start)[0]))
+    elif btype == STRING:
+        parts.append(_quote(_c_string(buf, start, end)))
+    elif btype == ARRAY:
+        _format_list(parts, buf, start, end, True, level)
+    elif btype == TABLE:
+        _format_list(parts, buf, start, end, False, level)
