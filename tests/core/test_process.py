@@ -1,0 +1,162 @@
+"""Child setup read back from /proc of real children; logging to a syslog socket; reaping."""
+
+import os
+import re
+
+import pytest
+
+from tests.conftest import IS_ROOT, needs_root
+from tests.core.harness import Supervisor
+from tests.core.test_lifecycle import exec_done
+
+
+@pytest.fixture
+def sup(tmp_path):
+    s = Supervisor(tmp_path)
+    yield s
+    s.close()
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def proc_limits(pid):
+    out = {}
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f.readlines()[1:]:
+            out[line[:26].strip()] = (line[26:47].strip(), line[47:68].strip())
+    return out
+
+
+def start(sup, cfg, name="p"):
+    sup.call("set", {"name": name, "instances": {"i": cfg}})
+    inst = sup.inst(name, "i")
+    assert inst.running, sup.call("list", {"name": name})
+    assert sup.wait(lambda: exec_done(inst.pid, cfg["command"][0]))
+    return inst
+
+
+@needs_root
+def test_limits_nice_and_identity_from_proc(sup):
+    inst = start(sup, {
+        "command": ["/bin/sleep", "1000"], "nice": 7, "user": "nobody", "group": "nogroup",
+        "limits": {"nofile": "321 654", "core": "unlimited", "stack": "9000000", "nproc": "77 88"}})
+    status = proc_status(inst.pid)
+    assert status["Uid"].split()[:2] == ["65534", "65534"]
+    assert status["Gid"].split()[:2] == ["65534", "65534"]
+    assert status["Groups"].split() == ["65534"]  # root's supplementary groups dropped
+    limits = proc_limits(inst.pid)
+    assert limits["Max open files"] == ("321", "654")
+    assert limits["Max core file size"] == ("unlimited", "unlimited")
+    assert limits["Max processes"] == ("77", "88")
+    # one number: soft set, hard kept at the daemon's hard limit
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+    assert limits["Max stack size"][0] == "9000000"
+    assert limits["Max stack size"][1] == ("unlimited" if hard == resource.RLIM_INFINITY else str(hard))
+    with open(f"/proc/{inst.pid}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[16]) == 7
+
+
+@needs_root
+def test_user_gets_its_supplementary_groups(sup, tmp_path):
+    import grp
+    import pwd
+    # Pick a non-root user that has supplementary groups, if the host has one.
+    for pw in pwd.getpwall():
+        groups = {g.gr_gid for g in grp.getgrall() if pw.pw_name in g.gr_mem}
+        if pw.pw_uid != 0 and groups - {pw.pw_gid}:
+            break
+    else:
+        pytest.skip("no user with supplementary groups on this host")
+    inst = start(sup, {"command": ["/bin/sleep", "1000"], "user": pw.pw_name})
+    got = {int(g) for g in proc_status(inst.pid)["Groups"].split()}
+    assert got == groups | {pw.pw_gid}
+
+
+def test_environment_is_daemon_start_env_plus_env(sup, monkeypatch):
+    # What the interpreter added to os.environ after start must not leak.
+    monkeypatch.setitem(os.environ, "PYPROCD_TEST_LEAK", "1")
+    inst = start(sup, {"command": ["/bin/sleep", "1000"], "env": {"FOO": "bar", "PATH": "/bin"}})
+    with open(f"/proc/{inst.pid}/environ", "rb") as f:
+        env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if e)
+    assert env[b"FOO"] == b"bar" and env[b"PATH"] == b"/bin"
+    assert b"PYPROCD_TEST_LEAK" not in env
+    base = dict(sup.spawner.base_env)
+    base.pop(b"PATH", None)
+    assert all(env.get(k) == v for k, v in base.items())
+
+
+def test_stdio_and_default_signal_dispositions(sup):
+    inst = start(sup, {"command": ["/bin/sleep", "1000"]})
+    assert os.readlink(f"/proc/{inst.pid}/fd/0") == "/dev/null"
+    sigign = int(proc_status(inst.pid)["SigIgn"], 16)
+    assert not sigign & (1 << (13 - 1)), "SIGPIPE must not stay ignored in instances"
+
+
+def test_unprivileged_identity_switch_fails_closed(sup):
+    if not IS_ROOT:
+        # Not root: switching to nobody must fail (EPERM) and never run as us.
+        sup.call("set", {"name": "u", "instances": {"i": {
+            "command": ["/bin/sleep", "1000"], "user": "nobody"}}})
+        inst = sup.inst("u", "i")
+        assert sup.wait(lambda: inst.exits)
+        assert inst.exit_code == 127 and "user/group" in inst.spawn_error
+    else:
+        # Root: a user that resolves to uid 0 is root by request, not by accident.
+        inst = start(sup, {"command": ["/bin/sleep", "1000"], "user": "root"})
+        assert proc_status(inst.pid)["Uid"].split()[0] == "0"
+
+
+def test_stdout_stderr_lines_reach_syslog_with_ident_facility_priority(sup):
+    sup.call("set", {"name": "l", "instances": {"i": {
+        "command": ["/bin/sh", "-c", "echo out-one; echo err-one >&2; printf 'partial'"],
+        "stdout": True, "stderr": True, "facility": "local3"}}})
+    inst = sup.inst("l", "i")
+    pid = inst.pid
+    assert sup.wait(lambda: len(sup.syslog.drain()) >= 3)
+    lines = sup.syslog.messages
+    local3 = 19 << 3
+    pattern = r"<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d sh\[(\d+)\]: (.*)"
+    parsed = [re.fullmatch(pattern, line).groups() for line in lines]
+    assert (str(local3 | 6), str(pid), "out-one") in parsed  # LOG_INFO for stdout
+    assert (str(local3 | 3), str(pid), "err-one") in parsed  # LOG_ERR for stderr
+    assert (str(local3 | 6), str(pid), "partial") in parsed  # flushed at EOF
+
+
+def test_stdout_off_goes_to_devnull(sup):
+    inst = start(sup, {"command": ["/bin/sleep", "1000"]})
+    assert os.readlink(f"/proc/{inst.pid}/fd/1") == "/dev/null"
+    assert os.readlink(f"/proc/{inst.pid}/fd/2") == "/dev/null"
+
+
+def _zombies_of(pid):
+    zombies = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == pid:
+                zombies.append(int(entry))
+    return zombies
+
+
+def test_no_zombie_after_1000_spawn_exit_cycles(sup):
+    sup.call("set", {"name": "z", "instances": {"i": {
+        "command": ["/bin/true"], "respawn": ["0", "0", "0"]}}})
+    inst = sup.inst("z", "i")
+    assert sup.wait(lambda: len(inst.exits) and inst.exits[-1].respawn_count == 0
+                    and _count(sup) >= 1000, timeout=300)
+    sup.call("delete", {"name": "z"})
+    assert sup.wait(lambda: not sup.mgr.services)
+    sup.pump(0.1)
+    assert _zombies_of(os.getpid()) == []
+
+
+def _count(sup):
+    return sum(1 for t, _ in sup.notifications if t == "instance.stop")
