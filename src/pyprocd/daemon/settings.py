@@ -1,0 +1,371 @@
+"""pyprocd's own configuration, /etc/config/pyprocd (UCI).
+
+Two kinds of sections:
+
+* `config pyprocd 'main'` — global settings: `socket` (ubus socket),
+  `syslog` (syslog socket), `object` (ubus object name), and the respawn
+  defaults for services (`default_respawn_threshold|timeout|retry`; as in
+  procd.sh they otherwise come from `system.@service[0].respawn_*`, then
+  3600/5/5). `respawn_timeout`/`term_timeout` in this section belong to the
+  init script that runs pyprocd under procd and are not read here.
+
+* `config service 'NAME'` — a declarative service: the section describes one
+  instance (default name `instance1`, or `option instance`), more instances
+  come from `config instance` sections with `option service 'NAME'`. Options
+  map to procd.sh's `procd_set_param` (same JSON as an init script sends):
+
+    command          list: one argv element each; option: split like a shell
+    env data limits  list of K=V (option: several K=V separated by blanks)
+    netdev file watch  list (option: split on blanks)
+    respawn          '1' = defaults; 'THRESHOLD [TIMEOUT [RETRY]]'; '0' = off;
+                     respawn_threshold / respawn_timeout / respawn_retry too
+    watchdog         'MODE [TIMEOUT]'
+    error            one message
+    nice term_timeout            integers
+    reload_signal    a signal name (HUP, SIGHUP) or number
+    user group pidfile seccomp capabilities facility extroot overlaydir
+    tmpoverlaysize   strings
+    stdout stderr no_new_privs trace   booleans
+    enabled          '0': the service is sent without instances (all stop)
+    autostart        service-level boolean
+
+`declared_services(confdir)` returns `{name: set-message}`;
+`DeclaredServices` re-submits them when the package changes.
+"""
+
+import shlex
+import signal
+from dataclasses import dataclass
+
+from pyprocd.common import LOG_ERR, LOG_NOTICE, LOG_WARNING
+from pyprocd.uci.model import UciError
+from pyprocd.uci.store import Store
+
+PACKAGE = "pyprocd"
+DEFAULT_CONFDIR = "/etc/config"
+DEFAULT_RESPAWN = (3600, 5, 5)
+
+_TRUE = ("1", "on", "true", "yes", "enabled")
+_FALSE = ("0", "off", "false", "no", "disabled")
+
+STRING_KEYS = ("user", "group", "pidfile", "seccomp", "capabilities", "facility",
+               "extroot", "overlaydir", "tmpoverlaysize")
+BOOL_KEYS = ("stdout", "stderr", "no_new_privs", "trace")
+INT_KEYS = ("nice", "term_timeout")
+TABLE_KEYS = ("env", "data", "limits")
+ARRAY_KEYS = ("netdev", "file", "watch")
+
+
+@dataclass
+class Settings:
+    """Global settings; None = not configured (the daemon's default applies)."""
+
+    socket: str | None = None
+    syslog: str | None = None
+    object: str | None = None
+    respawn_defaults: tuple = DEFAULT_RESPAWN
+
+
+def _store(confdir, savedir=None):
+    # Deltas in /tmp/.uci are uncommitted edits: the daemon reads committed
+    # configuration only, like procd's init scripts after `uci commit`.
+    store = Store(confdir=confdir, conf2dir="", savedir=savedir or "/nonexistent/.uci")
+    store.delta_path = []
+    return store
+
+
+def load_package(confdir, name=PACKAGE):
+    """The committed package, or None if the file does not exist.
+
+    Raises UciError on a parse error (message with line and byte).
+    """
+    try:
+        return _store(confdir).load(name)
+    except UciError as e:
+        if e.reason is None:  # not found
+            return None
+        raise
+
+
+def _bool(value, default=None):
+    if value is None:
+        return default
+    value = value.lower() if isinstance(value, str) else value
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return default
+
+
+def _get(sec, name):
+    opt = sec.option(name) if sec is not None else None
+    return None if opt is None else opt.value
+
+
+def _as_string(value):
+    if isinstance(value, list):
+        return " ".join(value)
+    return value
+
+
+def _int(value):
+    try:
+        return int(_as_string(value).strip(), 10)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _system_respawn(confdir):
+    try:
+        system = load_package(confdir, "system")
+    except UciError:
+        return {}
+    if system is None:
+        return {}
+    sec = system.lookup_extended("service", 0)
+    return {k: _int(_get(sec, "respawn_" + k)) for k in ("threshold", "timeout", "retry")}
+
+
+def _main_section(pkg):
+    if pkg is None:
+        return None
+    sec = pkg.section("main")
+    if sec is not None and sec.type == "pyprocd":
+        return sec
+    return pkg.lookup_extended("pyprocd", 0)
+
+
+def load_settings(confdir=DEFAULT_CONFDIR, pkg=None):
+    """Global settings from <confdir>/pyprocd (+ system for respawn defaults).
+
+    Raises UciError when the file cannot be parsed.
+    """
+    if pkg is None:
+        pkg = load_package(confdir)
+    main = _main_section(pkg)
+    settings = Settings()
+    for field in ("socket", "syslog", "object"):
+        value = _as_string(_get(main, field))
+        if value:
+            setattr(settings, field, value)
+    system = _system_respawn(confdir)
+    respawn = []
+    for index, key in enumerate(("threshold", "timeout", "retry")):
+        own = _int(_get(main, "default_respawn_" + key)) if main is not None else None
+        value = own if own is not None else system.get(key)
+        respawn.append(value if value is not None else DEFAULT_RESPAWN[index])
+    settings.respawn_defaults = tuple(respawn)
+    return settings
+
+
+# -- declared services ------------------------------------------------------------
+
+
+def _words(value):
+    """A list option as is; an option split like a shell command line."""
+    if isinstance(value, list):
+        return list(value)
+    try:
+        return shlex.split(value)
+    except ValueError:
+        return value.split()
+
+
+def _table(value):
+    table = {}
+    for item in _words(value):
+        key, _, val = item.partition("=")
+        if key:
+            table[key] = val
+    return table
+
+
+def _signal_number(value):
+    text = _as_string(value).strip()
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    sig = getattr(signal, name, None)
+    return int(sig) if isinstance(sig, signal.Signals) else None
+
+
+def _respawn(sec, defaults, problems):
+    """`respawn` as procd.sh sends it: strings; an empty request gets the defaults."""
+    value = _get(sec, "respawn")
+    explicit = [_get(sec, "respawn_" + k) for k in ("threshold", "timeout", "retry")]
+    if value is None and all(v is None for v in explicit):
+        return None
+    words = _words(value) if value is not None else []
+    if len(words) == 1 and _bool(words[0]) is not None:
+        if not _bool(words[0]):
+            return None
+        words = []  # '1': enabled with the defaults
+    if not all(w.isdigit() for w in words):
+        problems.append("respawn: expected '1', '0' or numbers, got %r" % (value,))
+        return None
+    values = (words[:3] + [None] * 3)[:3]
+    for index, extra in enumerate(explicit):
+        if extra is not None:
+            number = _int(extra)
+            if number is None:
+                problems.append("respawn_%s: not a number" % ("threshold", "timeout", "retry")[index])
+            else:
+                values[index] = str(number)
+    if not words:
+        # procd_close_instance fills an empty respawn from system.@service[0]
+        return [v if v is not None else str(defaults[i]) for i, v in enumerate(values)]
+    while values[-1] is None:
+        values.pop()
+    return [v if v is not None else str(defaults[i]) for i, v in enumerate(values)]
+
+
+def instance_message(sec, respawn_defaults=DEFAULT_RESPAWN, problems=None):
+    """One UCI section -> the instance table procd.sh would build."""
+    problems = [] if problems is None else problems
+    inst = {}
+    command = _get(sec, "command")
+    if command is not None:
+        inst["command"] = _words(command)
+    for key in TABLE_KEYS:
+        value = _get(sec, key)
+        if value is not None:
+            inst[key] = _table(value)
+    for key in ARRAY_KEYS:
+        value = _get(sec, key)
+        if value is not None:
+            inst[key] = _words(value)
+    respawn = _respawn(sec, respawn_defaults, problems)
+    if respawn is not None:
+        inst["respawn"] = respawn
+    watchdog = _get(sec, "watchdog")
+    if watchdog is not None:
+        inst["watchdog"] = _words(watchdog)
+    error = _get(sec, "error")
+    if error is not None:
+        inst["error"] = [_as_string(error)]
+    for key in INT_KEYS:
+        value = _get(sec, key)
+        if value is not None:
+            number = _int(value)
+            if number is None:
+                problems.append("%s: not a number: %r" % (key, value))
+            else:
+                inst[key] = number
+    value = _get(sec, "reload_signal")
+    if value is not None:
+        number = _signal_number(value)
+        if number is None:
+            problems.append("reload_signal: unknown signal %r" % (value,))
+        else:
+            inst["reload_signal"] = number
+    for key in STRING_KEYS:
+        value = _get(sec, key)
+        if value is not None:
+            inst[key] = _as_string(value)
+    for key in BOOL_KEYS:
+        value = _bool(_as_string(_get(sec, key)))
+        if value is not None:
+            inst[key] = value
+    return inst
+
+
+def _instance_sections(pkg, service):
+    """Extra `config instance` sections of one service, in file order."""
+    return [s for s in pkg.sections
+            if s.type == "instance" and _as_string(_get(s, "service")) == service]
+
+
+def _instance_name(sec, default):
+    name = _as_string(_get(sec, "name") or _get(sec, "instance") or "")
+    if name:
+        return name
+    return default if sec.anonymous or sec.type == "service" else sec.name
+
+
+def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None):
+    """{service name: `service set` message} for every `config service`.
+
+    Raises UciError when the file cannot be parsed.
+    """
+    log = log or (lambda message, priority=LOG_NOTICE: None)
+    if pkg is None:
+        pkg = load_package(confdir)
+    if pkg is None:
+        return {}
+    settings = load_settings(confdir, pkg)
+    services = {}
+    for sec in pkg.sections:
+        if sec.type != "service" or sec.anonymous:
+            if sec.type == "service":
+                log("pyprocd config: a service section needs a name", LOG_WARNING)
+            continue
+        services[sec.name] = _service_message(pkg, sec, settings, log)
+    for sec in pkg.sections:
+        if sec.type == "instance" and _as_string(_get(sec, "service")) not in services:
+            log("pyprocd config: instance section %s names no known service" % sec.name,
+                LOG_WARNING)
+    return services
+
+
+def _service_message(pkg, sec, settings, log):
+    msg = {"name": sec.name}
+    autostart = _bool(_as_string(_get(sec, "autostart")))
+    if autostart is not None:
+        msg["autostart"] = autostart
+    instances = {}
+    if _bool(_as_string(_get(sec, "enabled")), True):
+        sections = _instance_sections(pkg, sec.name)
+        if _get(sec, "command") is not None:
+            sections.insert(0, sec)
+        for number, inst_sec in enumerate(sections, 1):
+            name = _instance_name(inst_sec, "instance%d" % number)
+            problems = []
+            instances[name] = instance_message(inst_sec, settings.respawn_defaults, problems)
+            for problem in problems:
+                log("pyprocd config: service %s instance %s: %s" % (sec.name, name, problem),
+                    LOG_WARNING)
+    msg["instances"] = instances
+    msg["triggers"] = []  # procd_close_service always sends the (empty) array
+    return msg
+
+
+class DeclaredServices:
+    """Keeps the services of /etc/config/pyprocd submitted to the core.
+
+    `apply()` re-reads the file and `set`s every declared service (the core's
+    diff restarts only instances whose configuration changed, exactly as an
+    init script's reload does), and `delete`s services that were declared
+    before and are gone now. A file that does not parse changes nothing: the
+    error is logged with libuci's line/byte and every service keeps running.
+    """
+
+    def __init__(self, call, confdir=DEFAULT_CONFDIR, log=None):
+        self.call = call  # call(method, msg) -> (status, reply)
+        self.confdir = confdir
+        self.log = log or (lambda message, priority=LOG_NOTICE: None)
+        self.submitted = {}
+
+    def apply(self):
+        try:
+            declared = declared_services(self.confdir, log=self.log)
+        except UciError as e:
+            self.log("cannot read %s/%s: uci: %s; keeping the current services"
+                     % (self.confdir, PACKAGE, e.message()), LOG_ERR)
+            return False
+        for name, msg in declared.items():
+            status, _ = self.call("set", msg)
+            if status:
+                self.log("declared service %s: set failed with status %d" % (name, status),
+                         LOG_WARNING)
+        for name in self.submitted.keys() - declared.keys():
+            self.call("delete", {"name": name})
+        self.submitted = declared
+        return True
+
+    def on_event(self, type_, data):
+        """True when this event means our package changed (`config.change`)."""
+        return (type_ == "config.change" and isinstance(data, dict)
+                and data.get("package") == PACKAGE)

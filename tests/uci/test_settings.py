@@ -1,0 +1,161 @@
+"""/etc/config/pyprocd: global settings and declarative services -> procd `set` messages."""
+
+import textwrap
+
+from pyprocd.daemon.settings import DeclaredServices, declared_services, load_settings
+
+
+def write(confdir, name, text):
+    confdir.mkdir(exist_ok=True)
+    (confdir / name).write_text(textwrap.dedent(text))
+
+
+def test_globals_and_respawn_defaults_from_system(tmp_path):
+    write(tmp_path, "pyprocd", """
+        config pyprocd 'main'
+        \toption socket '/tmp/ubus.sock'
+        \toption object 'pyprocd'
+        \toption syslog '/dev/log'
+        \toption respawn_timeout '9'
+        """)
+    write(tmp_path, "system", """
+        config system
+        \toption hostname 'x'
+        config service
+        \toption respawn_threshold '60'
+        \toption respawn_retry '0'
+        """)
+    settings = load_settings(str(tmp_path))
+    assert (settings.socket, settings.object, settings.syslog) == ("/tmp/ubus.sock", "pyprocd", "/dev/log")
+    # main's respawn_timeout is the init script's (pyprocd under procd), not a service default
+    assert settings.respawn_defaults == (60, 5, 0)
+
+
+def test_own_respawn_defaults_win(tmp_path):
+    write(tmp_path, "pyprocd", """
+        config pyprocd 'main'
+        \toption default_respawn_threshold '100'
+        \toption default_respawn_timeout '2'
+        """)
+    assert load_settings(str(tmp_path)).respawn_defaults == (100, 2, 5)
+
+
+def test_missing_file_gives_defaults(tmp_path):
+    settings = load_settings(str(tmp_path))
+    assert settings.socket is None and settings.respawn_defaults == (3600, 5, 5)
+    assert declared_services(str(tmp_path)) == {}
+
+
+def test_declared_service_messages(tmp_path):
+    write(tmp_path, "pyprocd", """
+        config pyprocd 'main'
+
+        config service 'ntp'
+        \toption command '/usr/sbin/ntpclient -s -h "pool.ntp.org"'
+        \toption respawn '1'
+        \toption stdout '1'
+        \toption stderr '0'
+        \toption user 'nobody'
+        \tlist env 'A=1'
+        \tlist env 'B=x=y'
+        \toption limits 'core=unlimited nofile=1024'
+        \toption reload_signal 'HUP'
+        \toption term_timeout '7'
+
+        config service 'web'
+        \toption autostart '0'
+
+        config instance 'w1'
+        \toption service 'web'
+        \tlist command '/bin/httpd'
+        \tlist command '-p 80'
+        \toption respawn '3600 1'
+
+        config instance
+        \toption service 'web'
+        \toption command '/bin/other'
+        \toption respawn_retry '0'
+
+        config service 'off'
+        \toption enabled '0'
+        \toption command '/bin/true'
+        """)
+    services = declared_services(str(tmp_path))
+    assert services["ntp"] == {
+        "name": "ntp",
+        "instances": {"instance1": {
+            "command": ["/usr/sbin/ntpclient", "-s", "-h", "pool.ntp.org"],
+            "env": {"A": "1", "B": "x=y"},
+            "limits": {"core": "unlimited", "nofile": "1024"},
+            "respawn": ["3600", "5", "5"],
+            "term_timeout": 7,
+            "reload_signal": 1,
+            "user": "nobody",
+            "stdout": True,
+            "stderr": False,
+        }},
+        "triggers": [],
+    }
+    assert services["web"] == {
+        "name": "web",
+        "autostart": False,
+        "instances": {
+            "w1": {"command": ["/bin/httpd", "-p 80"], "respawn": ["3600", "1"]},
+            "instance2": {"command": ["/bin/other"], "respawn": ["3600", "5", "0"]},
+        },
+        "triggers": [],
+    }
+    # disabled: sent without instances, so everything of it stops (procd.sh behaviour)
+    assert services["off"] == {"name": "off", "instances": {}, "triggers": []}
+
+
+class FakeCore:
+    def __init__(self):
+        self.calls = []
+
+    def call(self, method, msg):
+        self.calls.append((method, msg))
+        return 0, None
+
+
+def test_resubmit_sets_all_and_deletes_removed(tmp_path):
+    write(tmp_path, "pyprocd", """
+        config service 'a'
+        \toption command '/bin/a'
+        config service 'b'
+        \toption command '/bin/b'
+        """)
+    core = FakeCore()
+    declared = DeclaredServices(core.call, str(tmp_path))
+    assert declared.apply()
+    assert [(m, msg["name"]) for m, msg in core.calls] == [("set", "a"), ("set", "b")]
+    core.calls.clear()
+    write(tmp_path, "pyprocd", """
+        config service 'a'
+        \toption command '/bin/a2'
+        """)
+    assert declared.apply()
+    assert core.calls == [
+        ("set", {"name": "a", "instances": {"instance1": {"command": ["/bin/a2"]}}, "triggers": []}),
+        ("delete", {"name": "b"}),
+    ]
+
+
+def test_malformed_file_changes_nothing_and_logs_libuci_error(tmp_path):
+    write(tmp_path, "pyprocd", "config service 'a'\n\toption command '/bin/a'\n")
+    core, logs = FakeCore(), []
+    declared = DeclaredServices(core.call, str(tmp_path), log=lambda m, p=None: logs.append(m))
+    assert declared.apply()
+    core.calls.clear()
+    write(tmp_path, "pyprocd", "config service 'a'\n\toption command '/bin/a\n")
+    assert not declared.apply()
+    assert core.calls == []  # nothing stopped, nothing re-set
+    assert any("Parse error (EOF with unterminated ') at line 2, byte 24" in m for m in logs)
+    assert declared.submitted["a"]["instances"]["instance1"]["command"] == ["/bin/a"]
+
+
+def test_event_filter():
+    declared = DeclaredServices(lambda m, msg: (0, None), "/nonexistent")
+    assert declared.on_event("config.change", {"package": "pyprocd"})
+    assert not declared.on_event("config.change", {"package": "network"})
+    assert not declared.on_event("config.changed", {"package": "pyprocd"})
