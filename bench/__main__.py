@@ -1,0 +1,169 @@
+"""`python3 -m bench [--quick] [--only NAME ...] [--json FILE]` (what `make bench` runs).
+
+Runs the peer comparison (bench/peers) and every module bench/bench_*.py
+that defines run(quick: bool) -> dict, prints tables, writes JSON.
+`--compare A.json B.json` checks that two runs' ratios agree within their noise.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SRC = os.path.join(ROOT, "src")
+DEFAULT_JSON = os.path.join(HERE, "results.json")
+
+
+def module_names():
+    """Short names of bench/bench_*.py modules: bench_wire.py -> 'wire'."""
+    return sorted(f[len("bench_"):-3] for f in os.listdir(HERE)
+                  if f.startswith("bench_") and f.endswith(".py"))
+
+
+def run_module(name, quick):
+    """{'ok': True, 'result': dict} or {'ok': False, 'error': text}; never raises Exception."""
+    try:
+        module = importlib.import_module(f"bench.bench_{name}")
+        result = module.run(quick)
+        if not isinstance(result, dict):
+            raise TypeError(f"run() returned {type(result).__name__}, not dict")
+        json.dumps(result)  # must be JSON-able for the results file
+        return {"ok": True, "result": result}
+    except Exception as exc:  # noqa: BLE001 - one module failing must not stop the others
+        last = traceback.format_exception(exc)[-3:]
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                "traceback": "".join(last)}
+
+
+def parse_args(argv):
+    from .peers.harness import PEER_NAMES
+
+    p = argparse.ArgumentParser(prog="python3 -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smaller numbers, fewer repetitions (a minute or two)")
+    p.add_argument("--only", nargs="+", metavar="NAME", default=[],
+                   help="run only these: 'peers', a peer (%s) or a module (%s)"
+                   % (", ".join(PEER_NAMES), ", ".join(module_names()) or "none yet"))
+    p.add_argument("--json", default=DEFAULT_JSON, metavar="FILE",
+                   help="where to write the results (default bench/results.json)")
+    p.add_argument("--services", type=int, help="services in the start scenario (200)")
+    p.add_argument("--kill", type=int, help="services for idle and kill-all (100)")
+    p.add_argument("--idle", type=float, help="idle window in seconds (10)")
+    p.add_argument("--reps", type=int, help="interleaved repetitions (5)")
+    p.add_argument("--respawns", type=int, help="respawns timed per repetition (5)")
+    p.add_argument("--settle", type=float, help="seconds between all-running and idle (1)")
+    p.add_argument("--no-install", action="store_true",
+                   help="do not pip/apt-get install missing peers; report them unavailable")
+    p.add_argument("--tmpdir", help="parent of the benchmark's temp dir (default /tmp)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
+                   help="compare the ratios of two result files and exit")
+    args = p.parse_args(argv)
+    known = {"peers", *PEER_NAMES, *module_names()}
+    unknown = [n for n in args.only if n not in known and n.removeprefix("bench_") not in known]
+    if unknown:
+        p.error(f"--only: unknown name(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    args.only = [n.removeprefix("bench_") for n in args.only]
+    return args
+
+
+def peer_config(args):
+    from .peers.harness import Config
+
+    cfg = Config.quick() if args.quick else Config()
+    for field in ("services", "kill", "idle", "reps", "respawns", "settle", "tmpdir"):
+        value = getattr(args, field)
+        if value is not None:
+            setattr(cfg, field, value)
+    cfg.install = not args.no_install
+    cfg.keep = args.keep
+    return cfg
+
+
+def plan(args):
+    """(run the peer harness?, peer names to restrict it to, module names to run)."""
+    from .peers.harness import PEER_NAMES
+
+    modules = module_names()
+    if not args.only:
+        return True, [], modules
+    peers = [n for n in args.only if n in PEER_NAMES]
+    run_peers = "peers" in args.only or bool(peers)
+    return run_peers, ([] if "peers" in args.only else peers), [
+        m for m in modules if m in args.only]
+
+
+def compare(path_a, path_b):
+    from .peers.stats import agree
+
+    with open(path_a) as f:
+        a = json.load(f)
+    with open(path_b) as f:
+        b = json.load(f)
+    ra, rb = (a.get("peers") or {}).get("ratios", {}), (b.get("peers") or {}).get("ratios", {})
+    bad = 0
+    for peer in sorted(set(ra) & set(rb)):
+        for metric in ra[peer]:
+            x, y = ra[peer][metric], rb[peer].get(metric)
+            if not y:
+                continue
+            verdict = agree(x, y)
+            if verdict is False:
+                bad += 1
+            print(f"{peer:12} {metric:18} {_r(x)} vs {_r(y)}: "
+                  f"{'agree' if verdict else 'DIFFER' if verdict is False else 'n/a'}")
+    print(f"{bad} ratio(s) differ by more than their noise")
+    return 1 if bad else 0
+
+
+def _r(r):
+    if r["ratio"] is None:
+        return "-"
+    noise = f" ±{r['noise'] * 100:.0f}%" if r["noise"] is not None else ""
+    return f"{r['ratio']:.3g}{noise}"
+
+
+def main(argv=None):
+    if SRC not in sys.path:
+        sys.path.insert(0, SRC)
+    from . import report
+    from .peers import guard, harness
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.compare:
+        return compare(*args.compare)
+    run_peers, peer_names, modules = plan(args)
+    guard.install_signal_handlers()
+    guard.become_subreaper()  # orphaned services come back to us, to be cleaned up
+    results = {"machine": harness.machine(), "quick": args.quick, "peers": None, "modules": {}}
+    try:
+        if run_peers:
+            results["peers"] = harness.run(peer_config(args), peer_names)
+            print(report.peers_table(results["peers"]), flush=True)
+        for name in modules:
+            print(f"bench: module {name} ...", file=sys.stderr, flush=True)
+            results["modules"][name] = run_module(name, args.quick)
+        if modules:
+            print("\n" + report.modules_table(results["modules"]), flush=True)
+    except (KeyboardInterrupt, guard.Interrupted):
+        print("bench: interrupted; every started process was stopped", file=sys.stderr)
+        return 130
+    finally:
+        guard.ignore_interrupts()
+        guard.kill_all(include_own=True)  # whatever a module may have left running
+    m = results["machine"]
+    print(f"\nmachine: {m['nproc']} x {m['cpu']}, kernel {m['kernel']}, "
+          f"python {m['python']}, {m['date']}")
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

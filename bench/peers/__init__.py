@@ -1,0 +1,1 @@
+"""Peer comparison: pyprocd against supervisord, circus, runit and s6."""

@@ -1,0 +1,96 @@
+"""Plain-text tables for the peer comparison and the module results."""
+
+from .peers.harness import METRICS, SUBJECT
+
+
+def _fmt(value):
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _with_noise(value, noise):
+    text = _fmt(value)
+    if value is not None and noise is not None:
+        text += f" ±{noise * 100:.0f}%"
+    return text
+
+
+def _table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def peers_table(result):
+    """Medians (± IQR/median) per metric and peer, then pyprocd/peer ratios."""
+    cfg = result["config"]
+    names = [n for n, p in result["peers"].items() if p.get("available")]
+    out = []
+    if names:
+        header = ["metric", *names]
+        rows = []
+        for key, label, unit in METRICS:
+            label = label.format(**cfg) + (f" ({unit})" if unit else "")
+            rows.append([label, *(_with_noise(result["peers"][n]["metrics"][key]["median"],
+                                              result["peers"][n]["metrics"][key]["noise"])
+                                  for n in names)])
+        out.append(f"Medians of {cfg['reps']} interleaved repetitions (± IQR/median):")
+        out.append(_table(header, rows))
+    ratios = result.get("ratios") or {}
+    if ratios:
+        header = ["metric", *(f"{SUBJECT}/{n}" for n in ratios)]
+        rows = []
+        for key, label, _ in METRICS[:-1]:
+            rows.append([label.format(**cfg),
+                         *(_with_noise(ratios[n][key]["ratio"], ratios[n][key]["noise"])
+                           for n in ratios)])
+        out.append("")
+        out.append(f"Ratios {SUBJECT}/peer (below 1: {SUBJECT} is lower/better):")
+        out.append(_table(header, rows))
+    elif names:
+        out.append(f"\nRatios: {SUBJECT} row pending ({_reason(result, SUBJECT)})")
+    for name, peer in result["peers"].items():
+        if not peer.get("available"):
+            out.append(f"unavailable: {name}: {peer.get('reason')}")
+        for err in peer.get("errors", []):
+            out.append(f"error: {name}: {err}")
+    return "\n".join(out)
+
+
+def _reason(result, name):
+    peer = result["peers"].get(name)
+    if peer is None:
+        return "not selected"
+    return peer.get("reason") or "no data"
+
+
+def _flatten(prefix, value, rows):
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, rows)
+    else:
+        rows.append([prefix, _fmt(value)])
+
+
+def modules_table(modules):
+    rows = []
+    for name, outcome in modules.items():
+        if outcome["ok"]:
+            _flatten(name, outcome["result"], rows)
+        else:
+            rows.append([name, "FAILED: " + outcome["error"]])
+    return _table(["module result", "value"], rows) if rows else "(no bench modules)"

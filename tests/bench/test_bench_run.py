@@ -1,0 +1,151 @@
+"""`python3 -m bench` end to end, with tiny numbers, on whichever peers are installed.
+
+What users rely on: the run reports every available peer's figures, one
+failing peer or module is reported without stopping the rest, and no process
+the benchmark started outlives it, whether it finishes, fails or gets Ctrl-C.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+
+from bench import __main__ as cli
+from bench.peers import harness, procfs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = ["--services", "3", "--kill", "3", "--idle", "0.5", "--reps", "1",
+        "--respawns", "1", "--settle", "0.1", "--no-install"]
+# the run's work dirs hold unix sockets: keep the base path short
+SHORT_BASE = "/tmp"
+
+
+def available_peers():
+    return [p.name for p in harness.PEERS if not p.missing()]
+
+
+def fast_peer():
+    """One installed peer, the quickest first; skip when none is installed."""
+    for name in ("s6", "runit", "supervisord", "circus", "pyprocd"):
+        if name in available_peers():
+            return name
+    pytest.skip("no supervisor installed (pip: supervisor, circus; apt: runit, s6)")
+
+
+@pytest.fixture
+def base(tmp_path_factory):
+    """A short, private parent dir for the run; every process we start mentions it."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="pb-", dir=SHORT_BASE)
+    yield path
+    leftovers = procfs.processes_mentioning(path)
+    for pid in leftovers:  # only if the test failed: don't leak into other tests
+        os.kill(pid, signal.SIGKILL)
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    assert leftovers == [], f"processes left behind: {leftovers}"
+
+
+def bench(args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def finish(proc, timeout=240):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def my_children():
+    return set(procfs.children(os.getpid()))
+
+
+def test_tiny_run_measures_every_available_peer_and_leaves_nothing(base):
+    peers = available_peers()
+    if not peers:
+        pytest.skip("no supervisor installed (pip: supervisor, circus; apt: runit, s6)")
+    before = my_children()
+    out_json = os.path.join(base, "r.json")
+    code, out, err = finish(bench(["--only", "peers", *TINY, "--tmpdir", base,
+                                   "--json", out_json]))
+    assert code == 0, err
+    result = json.load(open(out_json))["peers"]
+    for name in peers:
+        peer = result["peers"][name]
+        assert peer["available"], peer
+        assert peer["errors"] == [], peer["errors"]
+        for key in ("start_s", "killall_s", "respawn_ms", "rss_kb", "pss_kb"):
+            assert peer["metrics"][key]["median"] > 0, (name, key)
+        assert name in out  # the table names it
+    assert procfs.processes_mentioning(base) == []
+    assert my_children() <= before
+    assert not [d for d in os.listdir(base) if d.startswith("pyprocd-bench-")]  # temp dir gone
+
+
+def test_ctrl_c_stops_every_started_process(base):
+    peer = fast_peer()
+    proc = bench(["--only", peer, *TINY, "--idle", "600", "--tmpdir", base,
+                  "--json", os.path.join(base, "r.json")])
+    try:
+        # wait until the idle scenario's services run, then interrupt
+        deadline = time.monotonic() + 120
+        while len(running_sleeps(base)) < 3:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "services never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        code, _, err = finish(proc, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 130, err
+    assert "interrupted" in err
+    assert procfs.processes_mentioning(base) == []
+
+
+def running_sleeps(base):
+    return [p for p in procfs.processes_mentioning(base)
+            if (procfs.cmdline(p) or ("",))[0].endswith("/bin/sleep")]
+
+
+def test_a_failing_scenario_is_reported_and_cleaned_up(base):
+    peer = fast_peer()
+    out_json = os.path.join(base, "r.json")
+    env = dict(os.environ, **{harness.FAIL_ENV: "steady"})
+    code, out, err = finish(bench(["--only", peer, *TINY, "--tmpdir", base,
+                                   "--json", out_json], env=env))
+    assert code == 0, err
+    result = json.load(open(out_json))["peers"]["peers"][peer]
+    assert any("steady" in e and "on purpose" in e for e in result["errors"])
+    assert result["metrics"]["start_s"]["median"] > 0  # the other scenarios still ran
+    assert result["metrics"]["killall_s"]["median"] is None
+    assert "error:" in out
+    assert procfs.processes_mentioning(base) == []
+
+
+def test_unknown_only_name_is_refused():
+    code, _, err = finish(bench(["--only", "nosuchthing"]), timeout=60)
+    assert code == 2
+    assert "unknown name" in err
+
+
+def test_a_failing_module_is_reported_not_fatal(monkeypatch):
+    broken = types.ModuleType("bench.bench_broken")
+    broken.run = lambda quick: 1 / 0
+    good = types.ModuleType("bench.bench_good")
+    good.run = lambda quick: {"quick": quick, "ops_per_s": 12.5}
+    monkeypatch.setitem(sys.modules, "bench.bench_broken", broken)
+    monkeypatch.setitem(sys.modules, "bench.bench_good", good)
+    failed = cli.run_module("broken", quick=True)
+    assert failed["ok"] is False and "ZeroDivisionError" in failed["error"]
+    assert cli.run_module("good", quick=True) == {
+        "ok": True, "result": {"quick": True, "ops_per_s": 12.5}}
+    assert cli.run_module("absent", quick=False)["ok"] is False
