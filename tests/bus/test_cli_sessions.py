@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import busreplay as R  # noqa: E402
-from conftest import load_vectors  # noqa: E402
+from tests.conftest import load_vectors  # noqa: E402
 
 from pyprocd.bus import frame as F  # noqa: E402
 

@@ -1,6 +1,6 @@
 import pytest
 
-from lifecycle_helpers import Procs, set_subreaper
+from tests.lifecycle.lifecycle_helpers import Procs, set_subreaper
 
 
 @pytest.fixture

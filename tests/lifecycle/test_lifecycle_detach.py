@@ -3,7 +3,7 @@
 import os
 import signal
 
-from lifecycle_helpers import alive, read_text, run_dummy
+from tests.lifecycle.lifecycle_helpers import alive, read_text, run_dummy
 
 from pyprocd.daemon import lifecycle
 from pyprocd.daemon.pidfile import Pidfile, PidfileError, read_pidfile

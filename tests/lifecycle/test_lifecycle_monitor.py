@@ -3,7 +3,7 @@
 import os
 import signal
 
-from lifecycle_helpers import alive, ppid_of, read_text, run_dummy, wait_for
+from tests.lifecycle.lifecycle_helpers import alive, ppid_of, read_text, run_dummy, wait_for
 
 from pyprocd.daemon import lifecycle
 

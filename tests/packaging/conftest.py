@@ -1,7 +1,7 @@
 """Packaging tests: the .ipk is built once per session into a temp dir."""
 
 import pytest
-from pkg_helpers import Ipk, mkipk
+from tests.packaging.pkg_helpers import Ipk, mkipk
 
 
 @pytest.fixture(scope="session")

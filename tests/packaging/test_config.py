@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from pkg_helpers import ROOT
+from tests.packaging.pkg_helpers import ROOT
 
 CONFIG = ROOT / "openwrt" / "files" / "etc" / "config" / "pyprocd"
 

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 import pytest
-from pkg_helpers import ROOT, posix_shell
+from tests.packaging.pkg_helpers import ROOT, posix_shell
 
 FILES = ROOT / "openwrt" / "files"
 INIT_SCRIPT = FILES / "etc" / "init.d" / "pyprocd"

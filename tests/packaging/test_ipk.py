@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from pkg_helpers import ROOT, Ipk, mkipk, posix_shell
+from tests.packaging.pkg_helpers import ROOT, Ipk, mkipk, posix_shell
 
 SRC_PACKAGE = ROOT / "src" / "pyprocd"
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from pkg_helpers import ROOT
+from tests.packaging.pkg_helpers import ROOT
 
 HELPER = ROOT / "openwrt" / "files" / "lib" / "functions" / "pyprocd.sh"
 DOCUMENTED_LINE = "[ -f /lib/functions/pyprocd.sh ] && . /lib/functions/pyprocd.sh"

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import load_vectors
+from tests.conftest import load_vectors
 from pyprocd.uci import cli
 
 VECTORS = load_vectors("uci")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import load_vectors
+from tests.conftest import load_vectors
 from pyprocd.wire import blob, blobmsg
 from pyprocd.wire.blob import BlobError
 
