@@ -17,12 +17,15 @@ class Result:
         return os.waitstatus_to_exitcode(self.status)
 
     def proc_status(self):
-        """The child's /proc/self/status lines it printed, as a dict."""
+        """The child's printed /proc/self/status lines ("Key:\tvalue") and its own
+        "key=value" lines, as one dict."""
         out = {}
         for line in self.stdout.decode().splitlines():
-            key, sep, value = line.partition(":")
-            if sep:
-                out[key.strip()] = value.strip()
+            for separator in (":", "="):
+                key, sep, value = line.partition(separator)
+                if sep and key.isidentifier():
+                    out[key.strip()] = value.strip()
+                    break
         return out
 
 

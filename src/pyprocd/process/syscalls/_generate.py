@@ -66,7 +66,7 @@ def numbers_from_headers(arch):
         input=f"#include <{header}>\n", check=True, capture_output=True, text=True).stdout
     names = sorted({m.group(1) for m in NAME_RE.finditer(listing)})
     # Not syscalls: bases, counts, asm-generic's arch range marker, 32/64 helper names.
-    names = [n for n in names if not n.endswith(("_BASE", "_Linux", "syscalls"))
+    names = [n for n in names if not n.endswith(("_BASE", "_Linux", "syscalls", "_MASK"))
              and not n.startswith("__NR3264") and n != "__NR_arch_specific_syscall"]
     # One probe line per macro, in order; the marker keeps them apart from header output.
     probe = f"#include <{header}>\n" + "".join(f"@@ {n}\n" for n in names)

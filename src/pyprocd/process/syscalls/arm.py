@@ -428,5 +428,4 @@ NUMBERS = {
     'usr32': 983044,
     'set_tls': 983045,
     'get_tls': 983046,
-    'SYSCALL_MASK': 1048575,
 }
