@@ -108,3 +108,71 @@ def run_dummy(*args, timeout=DEADLINE):
     """Run the dummy daemon in the foreground of this call (it detaches)."""
     return subprocess.run([sys.executable, DUMMY, *args], capture_output=True,
                           text=True, timeout=timeout)
+
+
+MINI = str(HERE / "mini_daemon.py")
+
+
+class Mini:
+    """Drives one mini daemon (tests/lifecycle/mini_daemon.py) in tmp_path."""
+
+    def __init__(self, procs, tmp_path):
+        self.procs = procs
+        self.control = str(tmp_path / "control.sock")
+        self.output = tmp_path / "output.log"
+        self.pidfile = tmp_path / "mini.pid"
+        self.state = tmp_path / "state.json"
+        self.pid = None
+
+    def args(self, *extra):
+        return [sys.executable, MINI, "--detach", "--no-chdir", f"--pidfile={self.pidfile}",
+                f"--state-file={self.state}", f"--control={self.control}",
+                f"--output={self.output}", *extra]
+
+    def start(self, *extra):
+        result = subprocess.run(self.args(*extra), capture_output=True, text=True,
+                                timeout=DEADLINE)
+        assert result.returncode == 0, result.stderr
+        self.pid = self.procs.track(int(Path(self.pidfile).read_text()))
+        return self.pid
+
+    def call(self, method, msg=None, timeout=DEADLINE):
+        """One request; retried while the daemon is not listening (re-exec)."""
+        import json
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(timeout)
+                    s.connect(self.control)
+                    s.sendall(json.dumps({"method": method, "msg": msg}).encode() + b"\n")
+                    data = b""
+                    while not data.endswith(b"\n"):
+                        chunk = s.recv(1 << 20)
+                        if not chunk:
+                            raise ConnectionResetError("closed without reply")
+                        data += chunk
+                answer = json.loads(data)
+                return answer["status"], answer["reply"]
+            except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def instances(self, service, verbose=False):
+        status, reply = self.call("list", {"name": service, "verbose": verbose})
+        assert status == 0
+        return reply.get(service, {}).get("instances", {})
+
+    def pids(self, service):
+        return {n: i.get("pid") for n, i in self.instances(service).items()}
+
+    def lines(self):
+        text = read_text(self.output) or ""
+        return text.splitlines()
+
+    def stop(self):
+        os.kill(self.pid, signal.SIGTERM)
+        return self.procs.reap(self.pid)

@@ -195,7 +195,7 @@ class Lifecycle:
     def __init__(self, opts):
         self.opts = opts
         self.pidfile = None
-        self.reexec_fd = None  # fd of the state handed over by a re-exec
+        self.handed_over = None  # state handed over by a live re-exec
         self._ready_fd = None  # write end of the readiness pipe
         self._detached = False
         self.ready = False
@@ -224,12 +224,12 @@ class Lifecycle:
     def _resume_after_reexec(self, fd):
         from pyprocd.daemon import reexec
 
-        self.reexec_fd = fd
+        self.handed_over = reexec.receive(fd)
         self._detached = self.opts.detach
         self.ready = True
-        path, pidfile_fd = reexec.peek_pidfile(fd)
-        if pidfile_fd is not None:
-            self.pidfile = Pidfile.adopt(path, pidfile_fd)
+        info = self.handed_over.get("pidfile")
+        if info:
+            self.pidfile = Pidfile.adopt(info["path"], info["fd"])
 
     def _take_pidfile(self):
         if self.opts.pidfile is None:

@@ -1,0 +1,95 @@
+"""Live re-exec: the daemon replaces its own code and keeps every child.
+
+How (mds-respawn's idea, done with Linux fds):
+
+1. The whole state (the manager's export_state(), with each instance's log
+   pipe fds and the bytes of a partial line still in our buffer) is written
+   to a memfd.
+2. Every fd to keep (memfd, log pipes, the locked pidfile) is made
+   inheritable; everything else is close-on-exec (Python's default).
+3. os.execv(sys.executable, same interpreter options + argv), with
+   PYPROCD_REEXEC_FD=<memfd> in the environment.
+
+The pid does not change, so every instance stays our child (its exit
+status is still ours to collect; a child that exits during the exec stays a
+zombie until the new image reaps it). Unread output stays in the pipes and
+the new image reads on from the same fds: no line is lost. The pidfile's
+fcntl lock belongs to the process and survives exec with its fd.
+
+Not kept: the ubus connection (the new image registers the object again, so
+callers see the method table disappear for the length of the exec); trigger
+actions queued but not yet run; log pipes of instances that already exited
+while a grandchild still holds the pipe open.
+"""
+
+import json
+import os
+import sys
+
+FORMAT = 1
+
+
+def _memfd(data):
+    try:
+        fd = os.memfd_create("pyprocd-state", 0)  # not MFD_CLOEXEC: inherited
+    except (AttributeError, OSError):
+        # No memfd (very old kernel): an unlinked temporary file does the same.
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="pyprocd-state-")
+        os.unlink(path)
+        os.set_inheritable(fd, True)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def exec_argv():
+    """The command line we were started with: interpreter, its options, argv."""
+    orig = getattr(sys, "orig_argv", None)
+    if orig:
+        return [sys.executable] + list(orig[1:])
+    return [sys.executable] + list(sys.argv)
+
+
+def handover(state, keep_fds, env_var):
+    """Serialize `state`, keep `keep_fds` open, exec ourselves. Returns only
+    if the exec failed (then the fds are close-on-exec again): raises OSError."""
+    data = json.dumps({"format": FORMAT, **state}, separators=(",", ":")).encode()
+    fd = _memfd(data)
+    for keep in keep_fds:
+        os.set_inheritable(keep, True)
+    argv = exec_argv()
+    env = dict(os.environ)
+    env[env_var] = str(fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(argv[0], argv, env)
+    except OSError:
+        for keep in keep_fds:
+            try:
+                os.set_inheritable(keep, False)
+            except OSError:
+                pass
+        os.close(fd)
+        raise
+
+
+def receive(fd):
+    """Read and close the handed-over state."""
+    chunks = []
+    os.lseek(fd, 0, os.SEEK_SET)
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    state = json.loads(b"".join(chunks))
+    if state.get("format") != FORMAT:
+        raise ValueError("handed-over state of an unknown format")
+    return state
+

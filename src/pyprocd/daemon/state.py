@@ -1,0 +1,160 @@
+"""Crash-survival state: what the daemon runs, kept on tmpfs, written cheaply.
+
+The state file (default /var/run/pyprocd/state.json, tmpfs on OpenWrt, so
+writes cost no flash wear) holds the manager's `export_state()`: every
+service's submitted message(s) and every instance's pid, start time (as
+/proc/<pid>/stat's starttime, in clock ticks since boot), respawn count and
+flags. A daemon started after a crash (by --monitor or by hand, even after
+SIGKILL) loads it and calls `import_state()`, which re-creates the services
+and adopts the live pids instead of starting duplicates.
+
+Writes are debounced: a burst of changes (a `service set` of 1000 instances)
+gives one write `DEBOUNCE` seconds after the first change, and nothing is
+written while nothing changes (no periodic wake-up). A write is atomic
+(temporary file + rename), so a crash mid-write leaves the previous state.
+
+What does not survive a crash: instance stdout/stderr pipes (their read ends
+died with the daemon; adopted instances write into a closed pipe — they get
+EPIPE/SIGPIPE on their next log line unless they ignore it — or keep writing
+to a pipe nobody reads). The exit *status* of an adopted instance is unknown
+(it is no longer our child: the pidfd says "exited", waitpid cannot tell how).
+A live re-exec (reexec.py) keeps both.
+"""
+
+import json
+import os
+
+STATE_VERSION = 1
+DEBOUNCE = 0.2  # seconds between the first change and the write
+
+_CLK_TCK = None
+
+
+def proc_start_time(pid, zombie_ok=False):
+    """Start time of pid (clock ticks since boot, /proc/<pid>/stat field 22),
+    or None if there is no such process (or it is a zombie, unless zombie_ok:
+    a zombie child of ours still has an exit status to collect).
+
+    Together with the pid it names one process for the lifetime of the
+    system: a recycled pid gets a later start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = data.rpartition(b")")[2].split()
+    if len(fields) < 20 or (fields[0] == b"Z" and not zombie_ok):
+        return None
+    return int(fields[19])  # field 22 overall: fields[0] is field 3 (state)
+
+
+def is_same_process(pid, start_time, zombie_ok=False):
+    return start_time is not None and proc_start_time(pid, zombie_ok) == start_time
+
+
+def clock_ticks():
+    global _CLK_TCK
+    if _CLK_TCK is None:
+        _CLK_TCK = os.sysconf("SC_CLK_TCK")
+    return _CLK_TCK
+
+
+def uptime_ticks():
+    """Now, in the same unit and origin as proc_start_time()."""
+    with open("/proc/uptime") as f:
+        return int(float(f.read().split()[0]) * clock_ticks())
+
+
+def write_atomic(path, data):
+    """Write bytes to path atomically (tmp + rename). tmpfs: no fsync needed
+    for crash survival of the daemon (the kernel keeps the page cache)."""
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def encode(state):
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def decode(data):
+    """Parse a state blob; None (and the reason) if it is unusable."""
+    try:
+        state = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, f"unreadable state ({e})"
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        return None, "state of an unknown version"
+    return state, None
+
+
+def load(path):
+    """(state or None, reason if ignored). A missing file is no error."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        return None, f"{path}: {e.strerror}"
+    state, reason = decode(data)
+    return state, (f"{path}: {reason}" if reason else None)
+
+
+class StateFile:
+    """Keeps `path` in step with `snapshot()`, one debounced write per burst.
+
+    snapshot() -> JSON-able dict (the manager's export_state()). Call
+    `changed()` whenever something that snapshot() shows may have changed:
+    it is cheap (at most one timer armed at a time).
+    """
+
+    def __init__(self, loop, path, snapshot, log=None, debounce=DEBOUNCE):
+        self.loop = loop
+        self.path = path
+        self.snapshot = snapshot
+        self.log = log
+        self.debounce = debounce
+        self.writes = 0
+        self._timer = None
+        self._failed = False
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def changed(self, *_ignored):
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.debounce, self.flush)
+
+    def flush(self):
+        """Write now (also used right before a clean exit or an exec)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        state = {"version": STATE_VERSION, "daemon_pid": os.getpid(),
+                 "manager": self.snapshot()}
+        try:
+            write_atomic(self.path, encode(state))
+        except OSError as e:
+            if not self._failed and self.log:  # say it once, not per change
+                self.log(f"cannot write state file {self.path}: {e.strerror}")
+            self._failed = True
+            return
+        self._failed = False
+        self.writes += 1
+
+    def remove(self):
+        """Clean shutdown stopped every instance: nothing to take back."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass

@@ -1,0 +1,223 @@
+"""Taking back running instances: after a crash (state file) or a live re-exec.
+
+The daemon main wires it up once the manager exists (see `Survival`):
+
+    survival = Survival(loop, mgr, life, sink=sink, log=log)
+    survival.restore()        # before serving requests: adopt what runs
+    survival.install()        # signals, the `reexec` method, state-file writes
+    ...
+    survival.finish()         # clean shutdown (everything stopped)
+
+Signals (pyprocd is not PID 1, so procd's PID-1 meanings do not apply):
+  SIGUSR1            log a state dump (every service and instance)
+  SIGUSR2            revive every instance that gave up (counters reset)
+  REEXEC_SIGNAL      live re-exec (SIGRTMIN+1; `ubus call service reexec`
+                     does the same). SIGHUP is left alone: procd ignores it
+                     and daemons conventionally read it as "reload config".
+"""
+
+import os
+import signal
+
+from pyprocd.common import LOG_ERR, LOG_NOTICE, LOG_WARNING
+from pyprocd.core import status as st
+from pyprocd.daemon import reexec, state
+from pyprocd.daemon.lifecycle import REEXEC_ENV
+from pyprocd.process.logsink import PipeLogger
+from pyprocd.process.spawn import Running
+
+REEXEC_SIGNAL = signal.SIGRTMIN + 1
+# The reply to `service reexec` must leave the socket before the exec.
+REEXEC_REPLY_DELAY = 0.05
+
+
+class Survival:
+    def __init__(self, loop, mgr, life, *, sink, log, state_path=None):
+        self.loop = loop
+        self.mgr = mgr
+        self.life = life
+        self.sink = sink
+        self.log = log
+        self.state_path = state_path if state_path is not None else life.opts.state_file
+        self.state_file = None
+        self.before_exec = []  # callables run right before exec (flush the bus, ...)
+        self.extra_handover = {}  # name -> callable() -> JSON-able, handed to the new image
+        self._reexec_timer = None
+
+    # -- taking back ---------------------------------------------------------
+
+    def restore(self):
+        """Adopt what the previous daemon ran. Returns (adopted, gone) counts."""
+        handed = self.life.handed_over
+        if handed is not None:
+            counts = self.mgr.import_state(handed["manager"], self._adopt_child)
+            # Children that exited during the exec are zombies: collect them.
+            self.loop.call_soon(self.loop.reap_children)
+            self.log(f"re-exec done: kept {counts[0]} running instances "
+                     f"({counts[1]} exited meanwhile)", LOG_NOTICE)
+            return counts
+        if not self.state_path:
+            return (0, 0)
+        saved, reason = state.load(self.state_path)
+        if reason:
+            self.log(f"ignoring crash-survival state: {reason}", LOG_WARNING)
+        if saved is None:
+            return (0, 0)
+        if saved.get("daemon_pid") == os.getpid():
+            return (0, 0)  # cannot be: our own file would mean a pid clash
+        try:
+            counts = self.mgr.import_state(saved["manager"], self._adopt_foreign)
+        except (ValueError, KeyError, TypeError) as e:
+            self.log(f"ignoring crash-survival state {self.state_path}: {e!r}", LOG_ERR)
+            return (0, 0)
+        self.log(f"took back {counts[0]} running instances after a daemon restart "
+                 f"({counts[1]} died meanwhile; their output pipes are lost)", LOG_NOTICE)
+        return counts
+
+    def handed_over_extra(self, name):
+        handed = self.life.handed_over
+        return (handed or {}).get("extra", {}).get(name)
+
+    def _adopt(self, entry, on_exit, zombie_ok):
+        pid = entry["pid"]
+        start = (entry.get("proc") or {}).get("start")
+        if not state.is_same_process(pid, start, zombie_ok):
+            return None
+        self.loop.watch_child(pid, lambda p, status: on_exit(status, None))
+        # The pidfd is open now and pins the process: check again, so that a
+        # pid recycled between the first check and pidfd_open is never adopted.
+        if not state.is_same_process(pid, start, zombie_ok):
+            self.loop.unwatch_child(pid)
+            return None
+        proc = Running(pid, None)
+        proc.start_ticks = start
+        elapsed = max(0.0, (state.uptime_ticks() - start) / state.clock_ticks())
+        return proc, elapsed
+
+    def _adopt_foreign(self, entry, on_exit):
+        """After a crash: the process is not our child; its pipes are gone."""
+        return self._adopt(entry, on_exit, zombie_ok=False)
+
+    def _adopt_child(self, entry, on_exit):
+        """After a re-exec: still our child; take its log pipes back too."""
+        found = self._adopt(entry, on_exit, zombie_ok=True)
+        if found is None:
+            for log in (entry.get("proc") or {}).get("logs", ()):
+                _close_quietly(log["fd"])
+            return None
+        proc = found[0]
+        for log in entry["proc"].get("logs", ()):
+            os.set_inheritable(log["fd"], False)
+            logger = PipeLogger(self.loop, log["fd"], self.sink, log["ident"], log["priority"])
+            logger.buffer = log["buffer"].encode("latin-1")
+            proc.loggers.append(logger)
+        return found
+
+    # -- describing processes for the state ----------------------------------------
+
+    @staticmethod
+    def _start_ticks(proc):
+        ticks = getattr(proc, "start_ticks", None)
+        if ticks is None:
+            ticks = proc.start_ticks = state.proc_start_time(proc.pid, zombie_ok=True)
+        return ticks
+
+    def _describe_for_file(self, proc):
+        return {"start": self._start_ticks(proc)}
+
+    def _describe_for_exec(self, proc):
+        logs = [{"fd": lg.fd, "ident": lg.ident, "priority": lg.priority,
+                 "buffer": lg.buffer.decode("latin-1")}
+                for lg in proc.loggers if lg.fd is not None]
+        return {"start": self._start_ticks(proc), "logs": logs}
+
+    # -- running ---------------------------------------------------------------
+
+    def install(self):
+        if self.state_path:
+            self.state_file = state.StateFile(
+                self.loop, self.state_path,
+                lambda: self.mgr.export_state(self._describe_for_file),
+                log=lambda m: self.log(m, LOG_WARNING))
+            self.mgr.on_state_change = self.state_file.changed
+            self.state_file.flush()
+        self.loop.add_signal_handler(signal.SIGUSR1, lambda s: self.log_dump())
+        self.loop.add_signal_handler(signal.SIGUSR2, lambda s: self.mgr.call("revive", {}))
+        self.loop.add_signal_handler(REEXEC_SIGNAL, lambda s: self.reexec())
+        self.mgr.methods["reexec"] = self.m_reexec
+
+    def m_reexec(self, msg):
+        """`ubus call service reexec`: reply, then re-exec (beyond procd)."""
+        if self._reexec_timer is None:
+            self._reexec_timer = self.loop.call_later(REEXEC_REPLY_DELAY, self.reexec)
+        return st.OK, {"pid": os.getpid()}
+
+    def reexec(self):
+        """Exec our own (possibly upgraded) code, keeping every instance."""
+        self._reexec_timer = None
+        for hook in self.before_exec:
+            hook()
+        if self.state_file is not None:
+            self.state_file.flush()  # a failed exec or a crash during it: still covered
+        handover = {"manager": self.mgr.export_state(self._describe_for_exec),
+                    "extra": {name: get() for name, get in self.extra_handover.items()}}
+        keep = [log["fd"] for svc in handover["manager"]["services"]
+                for inst in svc["instances"] + svc["stopping"]
+                for log in (inst.get("proc") or {}).get("logs", ())]
+        pidfile = self.life.pidfile
+        if pidfile is not None and pidfile.fd is not None:
+            handover["pidfile"] = {"path": pidfile.path, "fd": pidfile.fd}
+            keep.append(pidfile.fd)
+        self.log(f"re-executing ({sum(len(s['instances']) for s in handover['manager']['services'])}"
+                 " instances kept)", LOG_NOTICE)
+        try:
+            reexec.handover(handover, keep, REEXEC_ENV)
+        except OSError as e:
+            self.log(f"re-exec failed, running on: {e}", LOG_ERR)
+
+    def log_dump(self):
+        for line in dump_lines(self.mgr):
+            self.log(line, LOG_NOTICE)
+
+    def finish(self):
+        """Clean shutdown: every instance was stopped, nothing to take back."""
+        if self.state_file is not None:
+            self.mgr.on_state_change = None
+            self.state_file.remove()
+
+
+def instance_state(inst):
+    if inst.running:
+        return "stopping" if inst.halt else "running"
+    if inst.failed:
+        return "failed"
+    if inst.respawn_timer is not None:
+        return "respawning"
+    return "stopped"
+
+
+def dump_lines(mgr):
+    """Human-readable state: one line per service and per instance."""
+    lines = [f"state dump: {len(mgr.services)} services"]
+    for name in sorted(mgr.services):
+        svc = mgr.services[name]
+        lines.append(f"service {name}: {len(svc.instances)} instances"
+                     + ("" if svc.autostart else ", autostart off")
+                     + (f", {len(svc.stopping)} stopping" if svc.stopping else ""))
+        for inst_name in sorted(svc.instances):
+            inst = svc.instances[inst_name]
+            exits = ", ".join(
+                f"pid {e.pid} code {e.exit_code} after {e.runtime:.1f}s" for e in inst.exits)
+            lines.append(
+                f"  {name}::{inst_name} {instance_state(inst)}"
+                + (f" pid {inst.pid}" if inst.running else f" exit_code {inst.exit_code}")
+                + f" respawn_count {inst.respawn_count}"
+                + (f" last exits [{exits}]" if exits else ""))
+    return lines
+
+
+def _close_quietly(fd):
+    try:
+        os.close(fd)
+    except OSError:
+        pass

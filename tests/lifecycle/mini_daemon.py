@@ -1,0 +1,96 @@
+"""A supervisor daemon for lifecycle tests: the real lifecycle, loop, spawner,
+manager and survival code, with a JSON control socket instead of ubus (so the
+tests do not depend on the bus layer) and instance output appended to a file
+instead of syslog (so no datagram is ever dropped by a full socket).
+
+    python3 mini_daemon.py [lifecycle options] --control=SOCK --output=FILE
+
+Control protocol: connect, send one JSON line {"method": m, "msg": {...}},
+read one JSON line {"status": s, "reply": r}. Extra method "_pid".
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+
+from pyprocd.daemon import lifecycle
+
+
+class FileSink:
+    """Appends "<ident>: <line>" per log line; one write per line (O_APPEND)."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def send(self, priority, ident, message):
+        os.write(self.fd, f"{ident}: {message}\n".encode())
+
+
+def main(argv):
+    opts, rest = lifecycle.parse_args(argv)
+    args = dict(a.lstrip("-").partition("=")[::2] for a in rest)
+    life = lifecycle.Lifecycle(opts)
+    life.start()
+
+    from pyprocd.core.manager import ServiceManager
+    from pyprocd.daemon.survival import Survival
+    from pyprocd.loop import Loop
+    from pyprocd.process.logsink import DaemonLog
+    from pyprocd.process.spawn import Spawner
+
+    loop = Loop()
+    sink = FileSink(args["output"])
+    log = DaemonLog(sink=sink)  # daemon messages go to the same file, "pyprocd: ..."
+    spawner = Spawner(loop, sink, log=log)
+    mgr = ServiceManager(loop, spawner, log=log)
+    survival = Survival(loop, mgr, life, sink=sink, log=log)
+    survival.restore()
+    survival.install()
+
+    def dispatch(request):
+        if request["method"] == "_pid":
+            return 0, {"pid": os.getpid()}
+        return mgr.call(request["method"], request.get("msg"))
+
+    control = _listen(args["control"], loop, dispatch)
+    survival.before_exec.append(control.close)
+
+    def shutdown(signum):
+        mgr.stop_all(loop.stop)
+
+    loop.add_signal_handler(signal.SIGTERM, shutdown)
+    life.notify_ready()
+    loop.run()
+    survival.finish()
+    life.finish()
+    return 0
+
+
+def _listen(path, loop, dispatch):
+    if os.path.exists(path):
+        os.unlink(path)  # left by the previous image / a killed daemon
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(16)
+
+    def accept():
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(30)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            status, reply = dispatch(json.loads(data))
+            conn.sendall(json.dumps({"status": status, "reply": reply}).encode() + b"\n")
+
+    loop.add_reader(server.fileno(), accept)
+    return server
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

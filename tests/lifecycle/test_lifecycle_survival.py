@@ -1,0 +1,156 @@
+"""Crash survival: a SIGKILLed daemon started again takes its instances back."""
+
+import json
+import os
+import signal
+
+from tests.lifecycle.lifecycle_helpers import Mini, alive, read_text, wait_for
+
+from pyprocd.core.manager import ServiceManager
+from pyprocd.daemon import state as state_mod
+from pyprocd.daemon.survival import Survival
+from pyprocd.loop import Loop
+
+COUNT = 50
+
+
+def _service(count, respawn=("3600", "0", "5")):
+    return {"name": "many", "instances": {
+        f"i{n:02d}": {"command": ["sleep", "1000"], "respawn": list(respawn)}
+        for n in range(count)}}
+
+
+def _state_pids(path):
+    text = read_text(path)
+    if not text:
+        return set()
+    saved = json.loads(text)
+    return {i["pid"] for s in saved["manager"]["services"] for i in s["instances"] if i["pid"]}
+
+
+def test_sigkilled_daemon_takes_back_running_instances(procs, tmp_path):
+    mini = Mini(procs, tmp_path)
+    mini.start()
+    assert mini.call("set", _service(COUNT))[0] == 0
+    before = wait_for(lambda: (p := mini.pids("many")) and all(p.values()) and len(p) == COUNT
+                      and p, what="50 running instances")
+    for pid in before.values():
+        procs.track(pid)  # re-parented to us once the daemon dies: we reap them
+    # The state file catches up (debounced) with every pid.
+    wait_for(lambda: _state_pids(mini.state) == set(before.values()), what="state file")
+
+    old_daemon = mini.pid
+    os.kill(old_daemon, signal.SIGKILL)
+    procs.reap(old_daemon)
+    assert all(alive(pid) for pid in before.values())
+
+    mini.start()  # by hand, same options: takes the stale pidfile over
+    assert mini.pid != old_daemon
+    after = mini.pids("many")
+    assert after == before  # same pids, nothing started twice
+    listing = mini.instances("many")
+    assert all(i["running"] for i in listing.values())
+    assert any("took back 50 running instances" in line for line in mini.lines())
+
+    # Exits of adopted (not our child any more) instances are still noticed
+    # and respawn still applies.
+    victim = before["i07"]
+    os.kill(victim, signal.SIGKILL)
+    procs.reap(victim)
+    new = wait_for(lambda: (p := mini.pids("many")["i07"]) and p != victim and p,
+                   what="respawn of the killed adopted instance")
+    assert alive(new)
+    assert {n: p for n, p in mini.pids("many").items() if n != "i07"} == \
+        {n: p for n, p in before.items() if n != "i07"}
+
+    # Clean shutdown stops adopted instances too, and drops the state file.
+    status = mini.stop()
+    assert os.waitstatus_to_exitcode(status) == 0
+    for pid in before.values():
+        if pid != victim:
+            procs.reap(pid)
+    assert not mini.state.exists()
+
+
+class _Life:
+    handed_over = None
+
+    class opts:
+        state_file = None
+
+
+class _Spawner:
+    """Never asked to start anything in these tests unless respawn kicks in."""
+
+    def __init__(self):
+        self.spawned = []
+
+    def spawn(self, spec, on_exit):
+        from pyprocd.process.spawn import Running
+
+        self.spawned.append(spec.name)
+        return Running(10**9 + len(self.spawned), None)
+
+    def kill(self, pid, sig, group=False):
+        return 0
+
+
+def _restore_from(tmp_path, saved):
+    path = tmp_path / "state.json"
+    state_mod.write_atomic(str(path), state_mod.encode(saved))
+    loop = Loop()
+    loop.strict = True
+    spawner = _Spawner()
+    mgr = ServiceManager(loop, spawner)
+    log = []
+    survival = Survival(loop, mgr, _Life(), sink=None, log=lambda m, p=0: log.append(m),
+                        state_path=str(path))
+    return loop, mgr, spawner, survival.restore(), log
+
+
+def _entry(name, pid, start, respawn=True):
+    return {"name": name, "raw": {"command": ["sleep", "1"], "respawn": ["3600", "7", "5"]},
+            "data": None, "version": 1, "pid": pid, "exit_code": 0, "runtime": 1.0,
+            "respawn": respawn, "respawn_count": 2, "halt": False, "restart": False,
+            "failed": False, "spawn_error": None, "watchdog": [0, 30, False], "exits": [],
+            "proc": {"start": start}}
+
+
+def _saved(*entries):
+    return {"version": state_mod.STATE_VERSION, "daemon_pid": 1,
+            "manager": {"format": 1, "services": [
+                {"name": "svc", "autostart": True, "data": None, "triggers": None,
+                 "validate": [], "version": 1, "deleted": False,
+                 "instances": list(entries), "stopping": []}]}}
+
+
+def test_recycled_pid_is_never_adopted(tmp_path):
+    # Our own pid is alive, but with another start time it is "someone else":
+    # the instance must be treated as dead (respawn timer armed), not adopted.
+    me = os.getpid()
+    real = state_mod.proc_start_time(me)
+    loop, mgr, spawner, counts, log = _restore_from(
+        tmp_path, _saved(_entry("recycled", me, real - 1), _entry("same", me, real)))
+    assert counts == (1, 1)
+    same = mgr.services["svc"].instances["same"]
+    assert same.pid == me and same.respawn_count == 2  # adopted, counter kept
+    recycled = mgr.services["svc"].instances["recycled"]
+    loop.run_until(lambda: recycled.respawn_timer is not None, 10)
+    assert recycled.pid == 0
+    assert recycled.respawn_count == 3  # the lost run counts as a fast exit
+    assert recycled.respawn_timer.remaining() > 5  # respawn timeout 7 s applies
+    loop.unwatch_child(me)
+    loop.close()
+
+
+def test_unreadable_state_is_ignored(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text("{not json")
+    loop = Loop()
+    mgr = ServiceManager(loop, _Spawner())
+    log = []
+    survival = Survival(loop, mgr, _Life(), sink=None, log=lambda m, p=0: log.append(m),
+                        state_path=str(path))
+    assert survival.restore() == (0, 0)
+    assert not mgr.services and "ignoring" in log[0]
+    loop.close()
