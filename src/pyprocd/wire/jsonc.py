@@ -24,16 +24,19 @@ to libubox's blobmsg_add_json_from_string. This module reproduces both:
   occurrence and the value of its last.
 """
 
+import re
+
 from .blob import BlobError
 from .types import Int64
 
 __all__ = ["parse_object", "MAX_NESTING"]
 
 MAX_NESTING = 31  # json-c's default tokener depth 32 leaves room for 31 containers
-_WS = " \t\n\v\f\r"  # C isspace() in the C locale
+_WS = " \t\n\r"  # json-c's is_ws_char (not \v or \f)
 _HEX = "0123456789abcdefABCDEF"
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "n": "\n", "r": "\r",
                    "t": "\t", "f": "\f"}
+_STRTOD_PREFIX = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -82,13 +85,17 @@ class _Parser:
                 return
             self.skip_comment()
 
-    def skip_comment(self):
-        """At a '/': skip one comment the way json-c's tokener does."""
+    def skip_comment(self, trailing=False):
+        """At a '/': skip one comment the way json-c's tokener does.
+
+        `trailing`: after the top-level value, where running out of text
+        inside a comment is fine (json-c has its result) but a lone '/' is not.
+        """
         s, n = self.s, self.n
         i = self.i + 1
         if i >= n:
             self.i = i
-            self.fail("unterminated comment")
+            self.fail("'/' not starting a comment")
         if s[i] == "/":
             end = s.find("\n", i + 1)
             self.i = n if end < 0 else end + 1
@@ -101,6 +108,8 @@ class _Parser:
             star = s.find("*", i)
             if star < 0 or star + 1 >= n:
                 self.i = n
+                if trailing:
+                    return
                 self.fail("unterminated comment")
             i = star + 2
             if s[star + 1] == "/":
@@ -117,12 +126,7 @@ class _Parser:
             self.i = i
             if i >= n or s[i] != "/":
                 return  # anything else is ignored
-            try:
-                self.skip_comment()
-            except BlobError:
-                if self.i >= n:
-                    return  # an unterminated trailing comment is only incomplete input
-                raise
+            self.skip_comment(trailing=True)
 
     def value(self, depth):
         self.skip_ws()
@@ -304,10 +308,10 @@ class _Parser:
             if _INT32_MIN <= value <= _INT32_MAX:
                 return value
             return Int64(min(max(value, _INT64_MIN), _INT64_MAX))
-        try:
-            # strtod must consume the whole token; Python's float() agrees with
-            # it on every token this scan can produce except a trailing 'e'
-            return float(token)
-        except ValueError:
+        # json-c hands the token to strtod and only needs it to read something:
+        # "1e", "1.e+" are 1.0, "-." is an error
+        number = _STRTOD_PREFIX.match(token)
+        if number is None:
             self.i = start
             self.fail(f"invalid number {token!r}")
+        return float(number.group())
