@@ -281,6 +281,9 @@ class TriggerEngine:
         self.watched = set()  # ubus object paths whose notifications are events
         self.on_watch = None  # callable(path): the bus layer subscribes to it
         self.started = 0  # commands started so far (for status/tests)
+        # callables(type, data) that see every event first (e.g. the daemon
+        # re-reading its own UCI package on config.change)
+        self.listeners = []
 
     # -- the core's interface ------------------------------------------------
 
@@ -303,6 +306,11 @@ class TriggerEngine:
     def event(self, type_, data):
         if type(type_) is not str:
             return
+        for listener in list(self.listeners):
+            try:
+                listener(type_, data)
+            except Exception as e:  # a listener bug must not stop the triggers
+                self.log("event listener failed on %s: %s" % (type_, e), LOG_ERR)
         variables = {}
         if type(data) is dict:
             variables = {k: v for k, v in data.items() if type(v) is str}

@@ -369,3 +369,58 @@ class DeclaredServices:
         """True when this event means our package changed (`config.change`)."""
         return (type_ == "config.change" and isinstance(data, dict)
                 and data.get("package") == PACKAGE)
+
+
+# -- daemon hook -------------------------------------------------------------------
+
+
+def fill_options(options, defaults, log=None):
+    """Options the command line left at their defaults take the UCI values.
+
+    `defaults` maps option attribute -> its command-line default, e.g.
+    {"socket": "/var/run/ubus/ubus.sock", "object": "service", "syslog": "/dev/log"}.
+    A config file that does not parse is reported and ignored.
+    """
+    confdir = getattr(options, "confdir", None) or DEFAULT_CONFDIR
+    try:
+        settings = load_settings(confdir)
+    except UciError as e:
+        if log is not None:
+            log("cannot read %s/%s: uci: %s" % (confdir, PACKAGE, e.message()), LOG_ERR)
+        settings = Settings()
+    for attr, default in defaults.items():
+        value = getattr(settings, attr, None)
+        if value and getattr(options, attr, default) == default:
+            setattr(options, attr, value)
+    options.respawn_defaults = settings.respawn_defaults
+    return settings
+
+
+def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=None):
+    """Wire issue 4 into a daemon: the trigger engine, and the services of
+    <confdir>/pyprocd submitted now and re-submitted on `config.change` for
+    package pyprocd (debounced to one re-read per loop turn)."""
+    from pyprocd.core.triggers import TriggerEngine
+
+    log = log or (lambda message, priority=LOG_NOTICE: None)
+    if respawn_defaults is not None:
+        manager.respawn_defaults = tuple(respawn_defaults)
+    engine = manager.triggers
+    if engine is None:
+        engine = manager.triggers = TriggerEngine(loop, log=log)
+    declared = DeclaredServices(manager.call, confdir, log)
+    scheduled = []
+
+    def resubmit():
+        scheduled.clear()
+        log("%s/%s changed: re-submitting its services" % (confdir, PACKAGE))
+        declared.apply()
+
+    def on_event(type_, data):
+        # Deferred: the event arrives inside a `service event` call.
+        if declared.on_event(type_, data) and not scheduled:
+            scheduled.append(loop.call_soon(resubmit))
+
+    engine.listeners.append(on_event)
+    loop.call_soon(declared.apply)
+    return declared
