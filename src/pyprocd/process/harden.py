@@ -40,42 +40,78 @@ class HardenError(ValueError):
 
 
 class HardenPlan:
-    """What one instance's child must do; built by prepare()."""
+    """What one instance's child must do; built by prepare().
 
-    __slots__ = ("no_new_privs", "caps", "program", "arch", "last_cap", "_shim", "_bounded")
+    Every call the child makes is prepared here, in the parent (libc functions
+    resolved, arguments cast, structs filled), so that the child between fork and
+    exec only calls: no allocation, no copy-on-write storm, no dlsym.
+    """
 
-    def __init__(self, no_new_privs, caps, program, arch, last_cap, shim):
+    __slots__ = ("no_new_privs", "caps", "program", "arch", "_drops", "_keepcaps",
+                 "_capset", "_ambient", "_ambient_clear", "_final", "_bounded")
+
+    def __init__(self, no_new_privs, caps, program, arch, shim, last_cap):
         self.no_new_privs = bool(no_new_privs or program is not None)  # seccomp needs it
         self.caps = caps
         self.program = program
         self.arch = arch
-        self.last_cap = last_cap
-        self._shim = shim
         self._bounded = False   # set in the child once the bounding set is dropped
+        self._drops = self._keepcaps = self._capset = self._ambient = ()
+        self._ambient_clear = None
+        if caps is not None:
+            self._prepare_caps(shim, caps, last_cap)
+        final = []
+        if self.no_new_privs:
+            final.append(shim.PrctlCall(shim.PR_SET_NO_NEW_PRIVS, 1))
+        if program is not None:
+            final.append(shim.seccomp_call(program))
+        self._final = tuple(final)
+
+    def _prepare_caps(self, shim, caps, last_cap):
+        # The child inherits this process's bounding set: what to drop is known now.
+        self._drops = tuple(shim.PrctlCall(shim.PR_CAPBSET_DROP, n) for n in range(last_cap + 1)
+                            if not caps.bounding >> n & 1 and shim.capbset_read(n))
+        self._keepcaps = (shim.PrctlCall(shim.PR_SET_KEEPCAPS, 1),)
+        self._capset = (shim.CapsetCall(caps.effective, caps.permitted, caps.inheritable),
+                        shim.PrctlCall(shim.PR_SET_KEEPCAPS, 0))
+        self._ambient_clear = shim.PrctlCall(shim.PR_CAP_AMBIENT, shim.PR_CAP_AMBIENT_CLEAR_ALL)
+        self._ambient = tuple(shim.PrctlCall(shim.PR_CAP_AMBIENT, shim.PR_CAP_AMBIENT_RAISE, n)
+                              for n in range(last_cap + 1) if caps.ambient >> n & 1)
 
     def before_setuid(self):
         """Child, still privileged, before the uid/gid switch."""
-        if self.caps is not None:
-            _drop_bounding(self._shim, self.caps, self.last_cap)
-            self._bounded = True
-            self._shim.set_keepcaps(True)   # keep permitted across setuid(non-root)
+        self._drop_bounding()
+        for call in self._keepcaps:   # keep permitted across setuid(non-root)
+            call()
 
     def after_setuid(self):
         """Child, right after the uid/gid switch (or where it would be)."""
-        if self.caps is not None:
-            if not self._bounded:
-                # before_setuid() was skipped (no identity switch): drop it now; without
-                # CAP_SETPCAP this fails (EPERM) rather than leaving the set untouched.
-                _drop_bounding(self._shim, self.caps, self.last_cap)
-                self._bounded = True
-            _set_process_sets(self._shim, self.caps, self.last_cap)
+        if self.caps is None:
+            return
+        # If before_setuid() was skipped (no identity switch) the drop happens here;
+        # without CAP_SETPCAP it then fails (EPERM) rather than leaving the set as is.
+        self._drop_bounding()
+        for call in self._capset:
+            call()
+        try:
+            self._ambient_clear()
+        except OSError as e:
+            # Kernels before 4.3 have no ambient set (EINVAL): nothing to clear then.
+            if e.errno != errno.EINVAL or self._ambient:
+                raise
+        for call in self._ambient:
+            call()
 
     def apply_in_child(self):
-        """Child, last step before execve."""
-        if self.no_new_privs:
-            self._shim.set_no_new_privs()
-        if self.program is not None:
-            self._shim.load_seccomp_filter(self.program)
+        """Child, last step before execve: no_new_privs, then the seccomp filter."""
+        for call in self._final:
+            call()
+
+    def _drop_bounding(self):
+        if not self._bounded:
+            for call in self._drops:
+                call()
+            self._bounded = True
 
     def summary(self):
         """Short description for logs and `list` output."""
@@ -97,8 +133,10 @@ def prepare(no_new_privs, capabilities_path, seccomp_path, *, arch=None):
     instructions, arch = _compile_seccomp(seccomp_path, arch) if seccomp_path else (None, arch)
     shim = _load_shim()
     program = _build_program(shim, instructions) if instructions else None
-    last_cap = capsmod.kernel_last_cap()
-    return HardenPlan(no_new_privs, caps, program, arch, last_cap, shim)
+    try:
+        return HardenPlan(no_new_privs, caps, program, arch, shim, capsmod.kernel_last_cap())
+    except OSError as e:
+        raise HardenError(f"capabilities: cannot read the bounding set: {e.strerror}") from None
 
 
 def _load_caps(path):
@@ -131,26 +169,6 @@ def _build_program(shim, instructions):
         return shim.FilterProgram(instructions)
     except ValueError as e:
         raise HardenError(f"seccomp: {e}") from None
-
-
-def _drop_bounding(shim, caps, last_cap):
-    for number in range(last_cap + 1):
-        if not caps.bounding >> number & 1 and shim.capbset_read(number):
-            shim.capbset_drop(number)
-
-
-def _set_process_sets(shim, caps, last_cap):
-    shim.capset(caps.effective, caps.permitted, caps.inheritable)
-    shim.set_keepcaps(False)
-    try:
-        shim.ambient_clear_all()
-    except OSError as e:
-        # Kernels before 4.3 have no ambient set (EINVAL): nothing to clear then.
-        if e.errno != errno.EINVAL or caps.ambient:
-            raise
-    for number in range(last_cap + 1):
-        if caps.ambient >> number & 1:
-            shim.ambient_raise(number)
 
 
 # --- daemon side -----------------------------------------------------------------------

@@ -44,8 +44,10 @@ def ffi_and_lib():
     if _lib is None:
         from pyprocd.process._shim_ffi import ffi
 
-        _lib = ffi.dlopen(None)  # the libc already mapped into this process (glibc or musl)
-        _ffi = ffi
+        lib = ffi.dlopen(None)  # the libc already mapped into this process (glibc or musl)
+        for name in ("prctl", "capget", "capset"):
+            getattr(lib, name)  # resolve now (dlsym), not in every forked child
+        _ffi, _lib = ffi, lib
     return _ffi, _lib
 
 
@@ -67,6 +69,45 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     args = [a if isinstance(a, ffi.CData) else ffi.cast("unsigned long", a)
             for a in (arg2, arg3, arg4, arg5)]
     return _check(lib.prctl(ffi.cast("int", option), *args), f"prctl({option})")
+
+
+class PrctlCall:
+    """One prctl prepared in the parent (function resolved, arguments cast), so that the
+    forked child makes the call without allocating. Calling it raises OSError."""
+
+    __slots__ = ("function", "args", "what")
+
+    def __init__(self, option, *args):
+        ffi, lib = ffi_and_lib()
+        args = args + (0,) * (4 - len(args))
+        self.function = lib.prctl
+        self.args = (ffi.cast("int", option),) + tuple(
+            a if isinstance(a, ffi.CData) else ffi.cast("unsigned long", a) for a in args)
+        self.what = f"prctl({option}, {args[0] if isinstance(args[0], int) else '...'})"
+
+    def __call__(self):
+        return _check(self.function(*self.args), self.what)
+
+
+class CapsetCall:
+    """capset(effective, permitted, inheritable) prepared in the parent."""
+
+    __slots__ = ("function", "header", "data")
+
+    def __init__(self, effective, permitted, inheritable):
+        ffi, lib = ffi_and_lib()
+        self.function = lib.capset
+        self.header = ffi.new("struct user_cap_header *",
+                              {"version": LINUX_CAPABILITY_VERSION_3, "pid": 0})
+        self.data = ffi.new("struct user_cap_data[2]")
+        for word in (0, 1):
+            shift = 32 * word
+            self.data[word].effective = (effective >> shift) & 0xFFFFFFFF
+            self.data[word].permitted = (permitted >> shift) & 0xFFFFFFFF
+            self.data[word].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+
+    def __call__(self):
+        return _check(self.function(self.header, self.data), "capset")
 
 
 def set_name(name):
@@ -135,15 +176,7 @@ def capget(pid=0):
 
 def capset(effective, permitted, inheritable):
     """Set this thread's capability sets (64-bit masks, split over the two v3 words)."""
-    ffi, lib = ffi_and_lib()
-    hdr = ffi.new("struct user_cap_header *", {"version": LINUX_CAPABILITY_VERSION_3, "pid": 0})
-    data = ffi.new("struct user_cap_data[2]")
-    for word in (0, 1):
-        shift = 32 * word
-        data[word].effective = (effective >> shift) & 0xFFFFFFFF
-        data[word].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[word].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(lib.capset(hdr, data), "capset")
+    CapsetCall(effective, permitted, inheritable)()
 
 
 def _prlimit_function(ffi, lib):
@@ -214,4 +247,9 @@ class FilterProgram:
 
 def load_seccomp_filter(program):
     """Install a FilterProgram on this thread (needs no_new_privs or CAP_SYS_ADMIN)."""
-    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, program.fprog)
+    seccomp_call(program)()
+
+
+def seccomp_call(program):
+    """The PR_SET_SECCOMP call for a FilterProgram, prepared (see PrctlCall)."""
+    return PrctlCall(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, program.fprog)
