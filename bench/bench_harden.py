@@ -23,8 +23,8 @@ SRC = os.path.join(os.path.dirname(HERE), "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from bench.peers.stats import ratio, summarize  # noqa: E402
-from pyprocd.process import harden, syscalls  # noqa: E402
+from bench.peers.stats import ratio, summarize
+from pyprocd.process import harden, syscalls
 
 TRUE = "/bin/true"
 # A whitelist the size utrace writes for a small daemon, getppid matched last.

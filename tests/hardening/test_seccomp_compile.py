@@ -5,9 +5,18 @@ import json
 
 import pytest
 
-from pyprocd.process import harden, seccomp, syscalls
-from pyprocd.process.seccomp import (RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD,
-                                     RET_LOG, RET_TRAP, PolicyError, compile_policy, evaluate)
+from pyprocd.process import harden, syscalls
+from pyprocd.process.seccomp import (
+    RET_ALLOW,
+    RET_ERRNO,
+    RET_KILL_PROCESS,
+    RET_KILL_THREAD,
+    RET_LOG,
+    RET_TRAP,
+    PolicyError,
+    compile_policy,
+    evaluate,
+)
 
 ALL_ARCHES = sorted(syscalls.ARCHES)
 

@@ -16,7 +16,7 @@ def in_subprocess(code, timeout=120):
     script = "import json, os, sys\nfrom pyprocd.process import shim\n" + code + \
         "\nprint(json.dumps(out))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -52,8 +52,9 @@ def test_errors_raise_oserror_with_errno():
 
 def test_capget_matches_proc_status():
     effective, permitted, inheritable = shim.capget()
-    status = dict(line.split(":\t") for line in open("/proc/self/status").read().splitlines()
-                  if line.startswith("Cap"))
+    with open("/proc/self/status") as f:
+        status = dict(line.split(":\t") for line in f.read().splitlines()
+                      if line.startswith("Cap"))
     assert effective == int(status["CapEff"], 16)
     assert permitted == int(status["CapPrm"], 16)
     assert inheritable == int(status["CapInh"], 16)
@@ -84,7 +85,7 @@ def test_prlimit_on_another_process():
     child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
                              stdin=subprocess.PIPE)
     try:
-        soft, hard = shim.prlimit(resource.RLIMIT_NOFILE, pid=child.pid)
+        _, hard = shim.prlimit(resource.RLIMIT_NOFILE, pid=child.pid)
         shim.prlimit(resource.RLIMIT_NOFILE, 64, None, pid=child.pid)
         with open(f"/proc/{child.pid}/limits") as f:
             line = next(x for x in f if x.startswith("Max open files"))

@@ -1,6 +1,7 @@
 """Hardening keys end to end: `service set` -> ServiceManager -> Spawner -> child."""
 
 import json
+
 import pytest
 
 from tests.conftest import needs_root

@@ -90,7 +90,7 @@ def test_tables_match_the_kernel_headers(table_name):
 
 def _defines(path):
     with open(path) as f:
-        return dict(re.findall(r"^#define\s+(\w+)\s+(.+?)\s*(?:/\*.*)?$", f.read(), re.M))
+        return dict(re.findall(r"^#define\s+(\w+)\s+(.+?)\s*(?:/\*.*)?$", f.read(), re.MULTILINE))
 
 
 def test_audit_arch_values_match_linux_audit_h():

@@ -57,7 +57,8 @@ class CapSets:
         return {name: getattr(self, name) for name in SETS}
 
     def __repr__(self):
-        return "CapSets(%s)" % ", ".join(f"{n}={mask_to_names(getattr(self, n))}" for n in SETS)
+        fields = ", ".join(f"{n}={mask_to_names(getattr(self, n))}" for n in SETS)
+        return f"CapSets({fields})"
 
 
 def parse(document, last_cap=None):

@@ -47,8 +47,19 @@ class HardenPlan:
     exec only calls: no allocation, no copy-on-write storm, no dlsym.
     """
 
-    __slots__ = ("no_new_privs", "caps", "program", "arch", "_drops", "_keepcaps",
-                 "_capset", "_ambient", "_ambient_clear", "_final", "_bounded")
+    __slots__ = (
+        "_ambient",
+        "_ambient_clear",
+        "_bounded",
+        "_capset",
+        "_drops",
+        "_final",
+        "_keepcaps",
+        "arch",
+        "caps",
+        "no_new_privs",
+        "program",
+    )
 
     def __init__(self, no_new_privs, caps, program, arch, shim, last_cap):
         self.no_new_privs = bool(no_new_privs or program is not None)  # seccomp needs it

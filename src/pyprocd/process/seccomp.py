@@ -223,10 +223,9 @@ def _check_header(policy, arch_info):
     if flags:
         raise PolicyError(f"seccomp: filter flags {flags!r} are not supported")
     architectures = policy.get("architectures")
-    if architectures:
-        if not set(architectures) & set(arch_info.scmp_names):
-            raise PolicyError(f"seccomp: policy is for {', '.join(map(str, architectures))}, "
-                              f"not {arch_info.name}")
+    if architectures and not set(architectures) & set(arch_info.scmp_names):
+        raise PolicyError(f"seccomp: policy is for {', '.join(map(str, architectures))}, "
+                          f"not {arch_info.name}")
 
 
 def compile_policy(policy, arch=None):

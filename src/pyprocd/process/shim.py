@@ -75,7 +75,7 @@ class PrctlCall:
     """One prctl prepared in the parent (function resolved, arguments cast), so that the
     forked child makes the call without allocating. Calling it raises OSError."""
 
-    __slots__ = ("function", "args", "what")
+    __slots__ = ("args", "function", "what")
 
     def __init__(self, option, *args):
         ffi, lib = ffi_and_lib()
@@ -92,7 +92,7 @@ class PrctlCall:
 class CapsetCall:
     """capset(effective, permitted, inheritable) prepared in the parent."""
 
-    __slots__ = ("function", "header", "data")
+    __slots__ = ("data", "function", "header")
 
     def __init__(self, effective, permitted, inheritable):
         ffi, lib = ffi_and_lib()
