@@ -51,6 +51,8 @@ class Survival:
         handed = self.life.handed_over
         if handed is not None:
             counts = self.mgr.import_state(handed["manager"], self._adopt_child)
+            # Keep only what main may still ask for; the rest is garbage now.
+            self.life.handed_over = {"extra": handed.get("extra") or {}}
             # Children that exited during the exec are zombies: collect them.
             self.loop.call_soon(self.loop.reap_children)
             self.log(f"re-exec done: kept {counts[0]} running instances "
