@@ -21,7 +21,7 @@ def _fmt(value):
 
 def _with_noise(value, noise):
     text = _fmt(value)
-    if value is not None and noise is not None:
+    if value and noise is not None:  # a spread around 0 or nothing says nothing
         text += f" ±{noise * 100:.0f}%"
     return text
 

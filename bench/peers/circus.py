@@ -45,13 +45,13 @@ class Circus(Peer):
     def config(self, services):
         w = self.workdir
         # multicast_endpoint empty: otherwise circusd joins a UDP multicast group
-        # to be discovered on the network; statsd/httpd off, no TCP anywhere.
+        # to be discovered on the network; no stats_endpoint: defining one turns
+        # circusd-stats on; statsd/httpd off, no TCP anywhere.
         head = f"""
 [circus]
 check_delay = {CHECK_DELAY}
 endpoint = ipc://{w}/ctl.sock
 pubsub_endpoint = ipc://{w}/pub.sock
-stats_endpoint = ipc://{w}/stats.sock
 multicast_endpoint =
 statsd = false
 httpd = false

@@ -153,3 +153,34 @@ def processes_mentioning(marker):
             if mentions(pid, marker) and not is_zombie(pid):
                 found.append(pid)
     return found
+
+
+def _inet_inodes():
+    """Socket inodes of every TCP/UDP socket (v4 and v6) on the machine."""
+    inodes = set()
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        text = _read(f"/proc/net/{table}") or ""
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 9:
+                inodes.add(fields[9])
+    return inodes
+
+
+def inet_sockets(pids):
+    """{pid: count} of TCP/UDP sockets the given processes hold (unix sockets don't count)."""
+    inet = _inet_inodes()
+    found = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inet:
+                found[pid] = found.get(pid, 0) + 1
+    return found
