@@ -116,12 +116,12 @@ MINI = str(HERE / "mini_daemon.py")
 class Mini:
     """Drives one mini daemon (tests/lifecycle/mini_daemon.py) in tmp_path."""
 
-    def __init__(self, procs, tmp_path):
+    def __init__(self, procs, tmp_path, name="mini", state=None):
         self.procs = procs
-        self.control = str(tmp_path / "control.sock")
-        self.output = tmp_path / "output.log"
-        self.pidfile = tmp_path / "mini.pid"
-        self.state = tmp_path / "state.json"
+        self.control = str(tmp_path / f"{name}.sock")
+        self.output = tmp_path / f"{name}.log"
+        self.pidfile = tmp_path / f"{name}.pid"
+        self.state = state or tmp_path / "state.json"
         self.pid = None
 
     def args(self, *extra):

@@ -45,7 +45,7 @@ def main(argv):
     log = DaemonLog(sink=sink)  # daemon messages go to the same file, "pyprocd: ..."
     spawner = Spawner(loop, sink, log=log)
     mgr = ServiceManager(loop, spawner, log=log)
-    survival = Survival(loop, mgr, life, sink=sink, log=log)
+    survival = Survival(loop, mgr, life, sink=sink, log=log, identity=args.get("identity", ""))
     survival.restore()
     survival.install()
 

@@ -154,3 +154,30 @@ def test_unreadable_state_is_ignored(tmp_path):
     assert survival.restore() == (0, 0)
     assert not mgr.services and "ignoring" in log[0]
     loop.close()
+
+
+def test_state_of_another_daemon_is_never_taken_over(procs, tmp_path):
+    first = Mini(procs, tmp_path, "first")
+    first.start()
+    assert first.call("set", _service(2))[0] == 0
+    pids = wait_for(lambda: (p := first.pids("many")) and all(p.values()) and p,
+                    what="instances running")
+    for pid in pids.values():
+        procs.track(pid)
+    # A second daemon on the same state file runs, but without crash survival.
+    second = Mini(procs, tmp_path, "second", state=first.state)
+    second.start("--identity=other")
+    assert any("crash survival disabled" in line and f"pid {first.pid}" in line
+               for line in second.lines())
+    wait_for(lambda: _state_pids(first.state) == set(pids.values()), what="state file")
+    os.kill(first.pid, signal.SIGKILL)
+    procs.reap(first.pid)
+    # Another identity (another bus/object) does not adopt what `first` ran.
+    third = Mini(procs, tmp_path, "third", state=first.state)
+    third.start("--identity=other")
+    assert third.call("list", {})[1] == {}
+    assert any("written by another daemon" in line for line in third.lines())
+    for mini in (second, third):
+        assert os.waitstatus_to_exitcode(mini.stop()) == 0
+    for pid in pids.values():
+        assert alive(pid)  # nobody touched them

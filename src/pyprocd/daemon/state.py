@@ -110,6 +110,32 @@ def load(path):
     return state, (f"{path}: {reason}" if reason else None)
 
 
+class StateBusy(Exception):
+    pass
+
+
+class StateLock:
+    """`<state>.lock`, fcntl-locked for the daemon's life: two daemons never
+    share a state file (the second runs without crash survival), and a dead
+    daemon's lock is gone at once, so its successor takes the state over.
+    Re-taken after a live re-exec (the fd is close-on-exec)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    @classmethod
+    def claim(cls, path):
+        from pyprocd.daemon.pidfile import _lock_holder, _try_lock
+
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if _try_lock(fd):
+            return cls(fd)
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise StateBusy(f"{path} is in use by another daemon (pid {holder})")
+
+
 class StateFile:
     """Keeps `path` in step with `snapshot()`, one debounced write per burst.
 
@@ -118,17 +144,17 @@ class StateFile:
     it is cheap (at most one timer armed at a time).
     """
 
-    def __init__(self, loop, path, snapshot, log=None, debounce=DEBOUNCE):
+    def __init__(self, loop, path, snapshot, log=None, debounce=DEBOUNCE, identity=""):
         self.loop = loop
         self.path = path
         self.snapshot = snapshot
         self.log = log
         self.debounce = debounce
+        self.identity = identity
         self.writes = 0
         self.last_write_s = 0.0
         self._timer = None
         self._failed = False
-        os.makedirs(os.path.dirname(path), exist_ok=True)
 
     def changed(self, *_ignored):
         if self._timer is None:
@@ -144,7 +170,7 @@ class StateFile:
             self._timer = None
         started = self.loop.time()
         state = {"version": STATE_VERSION, "daemon_pid": os.getpid(),
-                 "manager": self.snapshot()}
+                 "identity": self.identity, "manager": self.snapshot()}
         try:
             write_atomic(self.path, encode(state))
             self.last_write_s = self.loop.time() - started

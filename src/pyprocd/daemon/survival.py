@@ -32,13 +32,18 @@ REEXEC_REPLY_DELAY = 0.05
 
 
 class Survival:
-    def __init__(self, loop, mgr, life, *, sink, log, state_path=None):
+    def __init__(self, loop, mgr, life, *, sink, log, state_path=None, identity=""):
         self.loop = loop
         self.mgr = mgr
         self.life = life
         self.sink = sink
         self.log = log
         self.state_path = state_path if state_path is not None else life.opts.state_file
+        # Which daemon this is (e.g. its ubus socket and object name): a state
+        # file written by another daemon (a test run, a second instance on a
+        # host) is never taken over.
+        self.identity = identity
+        self._lock = None
         self.state_file = None
         self.before_exec = []  # callables run right before exec (flush the bus, ...)
         self.extra_handover = {}  # name -> callable() -> JSON-able, handed to the new image
@@ -58,15 +63,17 @@ class Survival:
             self.log(f"re-exec done: kept {counts[0]} running instances "
                      f"({counts[1]} exited meanwhile)", LOG_NOTICE)
             return counts
-        if not self.state_path:
+        if not self.state_path or not self._claim_state_file():
             return (0, 0)
         saved, reason = state.load(self.state_path)
         if reason:
             self.log(f"ignoring crash-survival state: {reason}", LOG_WARNING)
         if saved is None:
             return (0, 0)
-        if saved.get("daemon_pid") == os.getpid():
-            return (0, 0)  # cannot be: our own file would mean a pid clash
+        if saved.get("identity", "") != self.identity:
+            self.log(f"ignoring crash-survival state {self.state_path}: written by another "
+                     f"daemon ({saved.get('identity')!r})", LOG_WARNING)
+            return (0, 0)
         try:
             counts = self.mgr.import_state(saved["manager"], self._adopt_foreign)
         except (ValueError, KeyError, TypeError) as e:
@@ -75,6 +82,19 @@ class Survival:
         self.log(f"took back {counts[0]} running instances after a daemon restart "
                  f"({counts[1]} died meanwhile; their output pipes are lost)", LOG_NOTICE)
         return counts
+
+    def _claim_state_file(self):
+        """Lock the state file for our life; on failure run without one."""
+        try:
+            self._lock = state.StateLock.claim(self.state_path)
+        except state.StateBusy as e:
+            self.log(f"crash survival disabled: {e}", LOG_WARNING)
+        except OSError as e:
+            self.log(f"crash survival disabled: {self.state_path}: {e.strerror}", LOG_WARNING)
+        if self._lock is None:
+            self.state_path = None
+            return False
+        return True
 
     def handed_over_extra(self, name):
         handed = self.life.handed_over
@@ -136,11 +156,11 @@ class Survival:
     # -- running ---------------------------------------------------------------
 
     def install(self):
-        if self.state_path:
+        if self.state_path and (self._lock is not None or self._claim_state_file()):
             self.state_file = state.StateFile(
                 self.loop, self.state_path,
                 lambda: self.mgr.export_state(self._describe_for_file),
-                log=lambda m: self.log(m, LOG_WARNING))
+                log=lambda m: self.log(m, LOG_WARNING), identity=self.identity)
             self.mgr.on_state_change = self.state_file.changed
             self.state_file.flush()
         self.loop.add_signal_handler(signal.SIGUSR1, lambda s: self.log_dump())
