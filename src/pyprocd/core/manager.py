@@ -456,9 +456,7 @@ class ServiceManager:
             return err, None
         data = dict(sorted(data.items()))
         if inst is not None:
-            from dataclasses import replace
-
-            inst.spec = replace(inst.spec, data=data)
+            inst.spec = inst.spec.replace(data=data)
         elif data != svc.data:
             old, svc.data = svc.data, data
             self.data_update_events(old, data)
@@ -663,11 +661,9 @@ def _m_import_state(self, state, adopt):
 
 
 def _m_import_instance(self, svc, entry, exit_record):
-    from dataclasses import replace
-
     spec = parse_instance(entry["name"], entry["raw"], self.facts, self.respawn_defaults)
     if spec.data != entry["data"]:
-        spec = replace(spec, data=entry["data"])  # changed by set_data since
+        spec = spec.replace(data=entry["data"])  # changed by set_data since
     inst = Instance(self, svc, spec)
     inst.version = entry["version"]
     inst.exit_code = entry["exit_code"]

@@ -13,8 +13,6 @@ pyprocd deviates on purpose, visibly (see `problems` below):
   integers (procd misreads those as 0); anything else is an instance error.
 """
 
-from dataclasses import dataclass, field
-
 DEFAULT_TERM_TIMEOUT = 5
 DEFAULT_RESPAWN = (3600, 5, 5)  # threshold s, timeout s, retry
 DEFAULT_WATCHDOG_TIMEOUT = 30
@@ -68,56 +66,77 @@ def limit_value_ok(text):
     return len(parts) == 1 or int(parts[0]) <= int(parts[1])
 
 
-@dataclass(frozen=True)
-class InstanceSpec:
-    """One instance's configuration, as submitted and as resolved at submission."""
-
-    name: str
-    raw: dict = field(compare=False, repr=False)  # the submitted table, untouched
-    command: tuple | None = None
-    bundle: str | None = None
-    env: tuple = ()  # sorted (key, value) pairs
-    data: dict | None = field(default=None, compare=False)
-    netdev: tuple = ()
-    netdev_ifindex: tuple = ()
-    file: tuple = ()
-    file_md5: tuple = ()
-    triggers: list | None = field(default=None, compare=False)
-    respawn: bool = False
-    respawn_threshold: int = DEFAULT_RESPAWN[0]
-    respawn_timeout: int = DEFAULT_RESPAWN[1]
-    respawn_retry: int = DEFAULT_RESPAWN[2]
-    nice: int = 0
-    limits: tuple = ()  # sorted (name, value-string) pairs, as submitted
-    watch: tuple = field(default=(), compare=False)
-    errors: tuple = ()  # the `error` key: blocks starting
-    user: str | None = None  # resolved names only (procd lists only those)
-    group: str | None = None
-    uid: int = 0
-    gid: int = 0
-    stdout: bool = field(default=False, compare=False)
-    stderr: bool = field(default=False, compare=False)
-    no_new_privs: bool = False
-    jail: dict | None = None
-    trace: bool = False
-    seccomp: str | None = None
-    capabilities: str | None = None
-    pidfile: str | None = None
-    reload_signal: int = 0
-    term_timeout: int = DEFAULT_TERM_TIMEOUT
-    facility: int = LOG_DAEMON
-    extroot: str | None = None
-    overlaydir: str | None = None
-    tmpoverlaysize: str | None = None
-    watchdog_mode: int = 0
-    watchdog_timeout: int = DEFAULT_WATCHDOG_TIMEOUT
+# Field -> default. Compared fields decide whether a running instance restarts
+# on re-submission (spec §4.5); the others (NOT_COMPARED) never restart it.
+FIELDS = {
+    "name": None,
+    "raw": None,  # the submitted table, untouched
+    "command": None, "bundle": None,
+    "env": (),  # sorted (key, value) pairs
+    "data": None,
+    "netdev": (), "netdev_ifindex": (), "file": (), "file_md5": (),
+    "triggers": None,
+    "respawn": False,
+    "respawn_threshold": DEFAULT_RESPAWN[0], "respawn_timeout": DEFAULT_RESPAWN[1],
+    "respawn_retry": DEFAULT_RESPAWN[2],
+    "nice": 0,
+    "limits": (),  # sorted (name, value-string) pairs, as submitted
+    "watch": (),
+    "errors": (),  # the `error` key: blocks starting
+    "user": None, "group": None,  # resolved names only (procd lists only those)
+    "uid": 0, "gid": 0,
+    "stdout": False, "stderr": False,
+    "no_new_privs": False, "jail": None, "trace": False, "seccomp": None, "capabilities": None,
+    "pidfile": None, "reload_signal": 0, "term_timeout": DEFAULT_TERM_TIMEOUT,
+    "facility": LOG_DAEMON, "extroot": None, "overlaydir": None, "tmpoverlaysize": None,
+    "watchdog_mode": 0, "watchdog_timeout": DEFAULT_WATCHDOG_TIMEOUT,
     # pyprocd extension: stop signals go to the instance's whole process group
-    group_kill: bool = False
+    "group_kill": False,
     # Why this instance must not start (invalid config, unknown user, ...):
     # pyprocd's additions to the `errors` list. Compared, so fixing the
     # config restarts the instance.
-    problems: tuple = ()
-    warnings: tuple = field(default=(), compare=False)  # logged, not blocking
+    "problems": (),
+    "warnings": (),  # logged, not blocking
+}
+NOT_COMPARED = frozenset({"name", "raw", "data", "triggers", "watch", "stdout", "stderr", "warnings"})
+COMPARED = tuple(f for f in FIELDS if f not in NOT_COMPARED)
+
+
+class InstanceSpec:
+    """One instance's configuration, as submitted and as resolved at submission.
+
+    Immutable by convention (use replace()); a plain slotted class rather
+    than a dataclass because `dataclasses` pulls in `inspect` and `ast`,
+    about 2 MB of RAM in a daemon that must stay small.
+    """
+
+    __slots__ = tuple(FIELDS)
+
+    def __init__(self, **values):
+        for key, default in FIELDS.items():
+            object.__setattr__(self, key, values.pop(key, default))
+        if values:
+            raise TypeError(f"unknown spec fields: {sorted(values)}")
+
+    def __setattr__(self, key, value):
+        raise AttributeError("InstanceSpec is immutable; use replace()")
+
+    def __eq__(self, other):
+        if not isinstance(other, InstanceSpec):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in COMPARED)
+
+    __hash__ = None
+
+    def __repr__(self):
+        shown = ", ".join(f"{f}={getattr(self, f)!r}" for f in FIELDS
+                          if f != "raw" and getattr(self, f) != FIELDS[f])
+        return f"InstanceSpec({shown})"
+
+    def replace(self, **changes):
+        values = {f: getattr(self, f) for f in FIELDS}
+        values.update(changes)
+        return InstanceSpec(**values)
 
     @property
     def startable(self):
@@ -343,8 +362,8 @@ def parse_instance(name, raw, facts, respawn_defaults=DEFAULT_RESPAWN):
 def needs_restart(old, new, watchdog_self_managed=False):
     """procd's compared fields (spec §4.5): does a running instance restart?
 
-    Everything compare=True in InstanceSpec takes part, which is exactly the
-    compared set: data/triggers/watch/stdout/stderr are compare=False.
+    InstanceSpec equality is exactly the compared set: data, triggers, watch,
+    stdout and stderr are left out (NOT_COMPARED).
     Values are compared whole (procd skips the last bytes of list entries: a bug).
     """
     if watchdog_self_managed:
@@ -353,6 +372,4 @@ def needs_restart(old, new, watchdog_self_managed=False):
 
 
 def _with_watchdog(spec, mode, timeout):
-    from dataclasses import replace
-
-    return replace(spec, watchdog_mode=mode, watchdog_timeout=timeout)
+    return spec.replace(watchdog_mode=mode, watchdog_timeout=timeout)

