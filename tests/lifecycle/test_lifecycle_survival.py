@@ -181,3 +181,16 @@ def test_state_of_another_daemon_is_never_taken_over(procs, tmp_path):
         assert os.waitstatus_to_exitcode(mini.stop()) == 0
     for pid in pids.values():
         assert alive(pid)  # nobody touched them
+
+
+def test_malformed_state_leaves_no_half_registry(tmp_path):
+    me = os.getpid()
+    good = _entry("good", me, state_mod.proc_start_time(me))
+    bad = dict(good, name="bad")
+    del bad["watchdog"]  # a state file from a broken writer
+    loop, mgr, spawner, counts, log = _restore_from(tmp_path, _saved(good, bad))
+    assert counts == (0, 0)
+    assert mgr.services == {}
+    assert me not in loop._children  # the adopted pid is not watched any more
+    assert any("ignoring crash-survival state" in line for line in log)
+    loop.close()

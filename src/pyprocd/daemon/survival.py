@@ -77,11 +77,24 @@ class Survival:
         try:
             counts = self.mgr.import_state(saved["manager"], self._adopt_foreign)
         except (ValueError, KeyError, TypeError) as e:
+            self._forget_partial_import()
             self.log(f"ignoring crash-survival state {self.state_path}: {e!r}", LOG_ERR)
             return (0, 0)
         self.log(f"took back {counts[0]} running instances after a daemon restart "
                  f"({counts[1]} died meanwhile; their output pipes are lost)", LOG_NOTICE)
         return counts
+
+    def _forget_partial_import(self):
+        """A malformed state must not leave half a registry behind."""
+        for svc in self.mgr.services.values():
+            for inst in list(svc.instances.values()) + list(svc.stopping):
+                if inst.pid:
+                    self.loop.unwatch_child(inst.pid)
+                for name in ("respawn_timer", "kill_timer", "watchdog_timer"):
+                    timer = getattr(inst, name)
+                    if timer is not None:
+                        timer.cancel()
+        self.mgr.services.clear()
 
     def _claim_state_file(self):
         """Lock the state file for our life; on failure run without one."""
