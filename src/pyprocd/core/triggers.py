@@ -280,6 +280,10 @@ class TriggerEngine:
         self._running = None  # (argv, pid) of the one running command
         self.watched = set()  # ubus object paths whose notifications are events
         self.on_watch = None  # callable(path): the bus layer subscribes to it
+        # callable(service, instance) -> the instance's `watch` paths (the
+        # daemon plugs in a lookup in the core); asked whenever an instance
+        # is (re)submitted, which is when the core calls set_triggers.
+        self.watches_of = None
         self.started = 0  # commands started so far (for status/tests)
         # callables(type, data) that see every event first (e.g. the daemon
         # re-reading its own UCI package on config.change)
@@ -294,6 +298,9 @@ class TriggerEngine:
             self._triggers[key] = parsed
         else:
             self._triggers.pop(key, None)
+        if instance is not None and self.watches_of is not None:
+            for path in self.watches_of(service, instance) or ():
+                self.watch(path)
 
     def remove(self, service, instance=None):
         """Drop one instance's triggers, or (instance None) all of a service."""

@@ -422,5 +422,42 @@ def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=No
             scheduled.append(loop.call_soon(resubmit))
 
     engine.listeners.append(on_event)
+    engine.watches_of = lambda service, instance: _instance_watches(manager, service, instance)
     loop.call_soon(declared.apply)
     return declared
+
+
+def _instance_watches(manager, service, instance):
+    svc = manager.services.get(service)
+    inst = svc.instances.get(instance) if svc is not None else None
+    spec = getattr(inst, "spec", None)
+    return getattr(spec, "watch", ())
+
+
+def attach_bus(client, engine, ready=None):
+    """The bus side of `watch` (procd §3.12): subscribe to every watched
+    object, now if it exists and again whenever `ubus.object.add` announces
+    it; each notification it sends becomes a trigger event (type = the
+    notification name, data = its table). ready(status) once the
+    `ubus.object.add` listener is registered."""
+    from pyprocd.bus.client import UbusObject
+
+    def notified(invocation, data):
+        engine.notification(None, invocation.method, data if isinstance(data, dict) else {})
+        return 0
+
+    subscriber = UbusObject(catch_all=notified)
+    client.add_object(subscriber)
+
+    def subscribe(path):
+        client.subscribe(subscriber, path)
+
+    def object_added(_event, data):
+        if isinstance(data, dict) and data.get("path") in engine.watched:
+            subscribe(data["path"])
+
+    engine.on_watch = subscribe
+    client.register_event("ubus.object.add", object_added, ready)
+    for path in engine.watched:
+        subscribe(path)
+    return subscriber
