@@ -126,6 +126,24 @@ def test_installed_entry_point_runs_from_empty_root(tmp_path, built_ipk):
     assert where.stdout.strip().startswith(str(site)), "imported from the unpacked root"
 
 
+def test_command_finds_a_package_built_for_another_python(tmp_path):
+    # Built for 3.13's site-packages, run by this python: the command falls
+    # back to <prefix>/lib/python3*/site-packages next to its <prefix>/bin.
+    import pyprocd
+
+    other = "3.13" if sys.version_info[:2] != (3, 13) else "3.12"
+    ipk = Ipk(mkipk.build(tmp_path / "out", python_version=other))
+    root = ipk.install(tmp_path / "root")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    # -S: no site-packages of this host, so only the fallback can find pyprocd.
+    out = subprocess.run(
+        [sys.executable, "-S", str(root / "usr/bin/pyprocd"), "--version"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"pyprocd {pyprocd.__version__}"
+
+
 def test_postinst_byte_compiles_and_prerm_cleans(tmp_path, built_ipk):
     # The scripts name the package dir on the router; point them at the
     # unpacked root instead and run them as default_postinst would.
@@ -149,9 +167,10 @@ def test_postinst_byte_compiles_and_prerm_cleans(tmp_path, built_ipk):
 
 def test_make_ipk_target_writes_dist(tmp_path):
     # The Makefile target is the documented command; run it with dist/ elsewhere.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     out = subprocess.run(
         ["make", "-s", "-C", str(ROOT), "ipk", f"PYTHON={sys.executable}", f"IPK_OUT={tmp_path}"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=env,
     )
     assert out.returncode == 0, out.stderr
     built = list(tmp_path.glob("pyprocd_*_all.ipk"))
