@@ -47,8 +47,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="smaller numbers, fewer repetitions (a minute or two)")
     p.add_argument("--only", nargs="+", metavar="NAME", default=[],
-                   help="run only these: 'peers', a peer (%s) or a module (%s)"
-                   % (", ".join(PEER_NAMES), ", ".join(module_names()) or "none yet"))
+                   help="run only these: 'peers', a peer ({}) or a module ({})".format(
+                       ", ".join(PEER_NAMES), ", ".join(module_names()) or "none yet"))
     p.add_argument("--json", default=DEFAULT_JSON, metavar="FILE",
                    help="where to write the results (default bench/results.json)")
     p.add_argument("--services", type=int, help="services in the start scenario (200)")

@@ -43,7 +43,7 @@ class Peer:
     @classmethod
     def missing(cls):
         """None when usable here, else why not (a short reason)."""
-        return None
+        return
 
     @classmethod
     def version(cls):
@@ -66,14 +66,11 @@ class Peer:
 
     def launch(self, argv, log_name, **kwargs):
         """Start one supervisor-side process in a session of its own."""
-        log = open(os.path.join(self.workdir, log_name), "ab")
-        try:
+        with open(os.path.join(self.workdir, log_name), "ab") as log:
             proc = subprocess.Popen(
                 argv, cwd=kwargs.pop("cwd", self.workdir), env=kwargs.pop("env", self.env()),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, **kwargs)
-        finally:
-            log.close()
         self.procs.append(proc)
         return proc
 

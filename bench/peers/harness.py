@@ -23,7 +23,7 @@ from .circus import Circus
 from .install import ensure_installed
 from .pyprocd import Pyprocd
 from .supervisord import Supervisord
-from .svdir import Runit, S6
+from .svdir import S6, Runit
 
 PEERS = [Pyprocd, Supervisord, Circus, Runit, S6]
 PEER_NAMES = [p.name for p in PEERS]

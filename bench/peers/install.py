@@ -17,7 +17,7 @@ APT = {"runit": "runit", "s6": "s6"}
 def _run(argv, timeout):
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+                              timeout=timeout, check=False, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
         return done.returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -39,7 +39,7 @@ def ensure_installed(peer_classes, say):
             return
         say(f"peers: apt-get install {' '.join(apt)}")
         argv = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *apt]
-        if not _run(argv, timeout=600):
-            # stale package lists are the usual cause: refresh once and retry
-            if not (_run(["apt-get", "update", "-qq"], timeout=300) and _run(argv, timeout=600)):
-                say("peers: apt-get install failed")
+        # stale package lists are the usual cause of failure: refresh once and retry
+        if not _run(argv, timeout=600) and not (
+                _run(["apt-get", "update", "-qq"], timeout=300) and _run(argv, timeout=600)):
+            say("peers: apt-get install failed")

@@ -65,7 +65,7 @@ class Pyprocd(Peer):
     def ubus(self, *args):
         done = subprocess.run([python(), "-m", "pyprocd", "ubus", "-s", self.sock, *args],
                               env=self.env(), stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=60)
+                              capture_output=True, timeout=60, check=False)
         return done.returncode
 
     def wait_for(self, condition, what, timeout=60.0):

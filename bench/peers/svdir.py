@@ -30,7 +30,7 @@ def write_service_dirs(top, services):
 def _dpkg_version(package):
     try:
         out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                             capture_output=True, text=True, timeout=10)
+                             capture_output=True, text=True, timeout=10, check=False)
         return out.stdout.strip() or "?"
     except (OSError, subprocess.TimeoutExpired):
         return "?"
@@ -77,4 +77,4 @@ class S6(Peer):
     def request_stop(self):
         # -t: bring every service down, stop every s6-supervise, then exit
         subprocess.run(["s6-svscanctl", "-t", self.top], env=self.env(),
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)

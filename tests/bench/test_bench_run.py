@@ -63,6 +63,11 @@ def finish(proc, timeout=240):
     return proc.returncode, out, err
 
 
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def my_children():
     return set(procfs.children(os.getpid()))
 
@@ -76,7 +81,7 @@ def test_tiny_run_measures_every_available_peer_and_leaves_nothing(base):
     code, out, err = finish(bench(["--only", "peers", *TINY, "--tmpdir", base,
                                    "--json", out_json]))
     assert code == 0, err
-    result = json.load(open(out_json))["peers"]
+    result = load(out_json)["peers"]
     for name in peers:
         peer = result["peers"][name]
         assert peer["available"], peer
@@ -123,7 +128,7 @@ def test_a_failing_scenario_is_reported_and_cleaned_up(base):
     code, out, err = finish(bench(["--only", peer, *TINY, "--tmpdir", base,
                                    "--json", out_json], env=env))
     assert code == 0, err
-    result = json.load(open(out_json))["peers"]["peers"][peer]
+    result = load(out_json)["peers"]["peers"][peer]
     assert any("steady" in e and "on purpose" in e for e in result["errors"])
     assert result["metrics"]["start_s"]["median"] > 0  # the other scenarios still ran
     assert result["metrics"]["killall_s"]["median"] is None
