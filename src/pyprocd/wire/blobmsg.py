@@ -569,8 +569,11 @@ def _separator(level):
 
 
 def _render_list(parts, items, level, is_table):
+    """level >= 0: indented at that level; compact levels count down from -1."""
+    if abs(level) > MAX_DEPTH:
+        raise BlobError(f"nesting deeper than {MAX_DEPTH} levels")
     parts.append("{" if is_table else "[")
-    inner = level + 1 if level >= 0 else -1
+    inner = level + 1 if level >= 0 else level - 1
     sep = _separator(inner) if level >= 0 else ""
     colon = ": " if level >= 0 else ":"
     parts.append(sep)
@@ -626,10 +629,10 @@ def format_buffer(buf, indent=False):
 
 
 def _format_list(parts, buf, pos, end, is_array, level):
-    if level > MAX_DEPTH:
+    if abs(level) > MAX_DEPTH:
         raise BlobError(f"nesting deeper than {MAX_DEPTH} levels")
     parts.append("[" if is_array else "{")
-    inner = level + 1 if level >= 0 else -1
+    inner = level + 1 if level >= 0 else level - 1
     sep = _separator(inner) if level >= 0 else ""
     parts.append(sep)
     first = True
