@@ -42,7 +42,7 @@ def chain(tmp_path):
     conf.mkdir()
     (conf / "pyprocd").write_text(CONFIG)
     sup = Supervisor(tmp_path)
-    declared = attach(sup.loop, sup.mgr, str(conf), log=sup.log)
+    declared = attach(sup.loop, sup.mgr, str(conf), log=sup.log, savedir=str(tmp_path / "tmp-uci"))
     yield sup, conf, tmp_path, declared
     sup.close()
 

@@ -159,3 +159,12 @@ def test_event_filter():
     assert declared.on_event("config.change", {"package": "pyprocd"})
     assert not declared.on_event("config.change", {"package": "network"})
     assert not declared.on_event("config.changed", {"package": "pyprocd"})
+
+
+def test_uncommitted_changes_count_like_config_load(tmp_path):
+    # init scripts read with `uci export`, which applies /tmp/.uci deltas
+    write(tmp_path, "pyprocd", "config service 'a'\n\toption command '/bin/a'\n")
+    (tmp_path / "tmp-uci").mkdir()
+    (tmp_path / "tmp-uci" / "pyprocd").write_text("pyprocd.a.command='/bin/b'\n")
+    services = declared_services(str(tmp_path))
+    assert services["a"]["instances"]["instance1"]["command"] == ["/bin/b"]

@@ -67,20 +67,26 @@ class Settings:
 
 
 def _store(confdir, savedir=None):
-    # Deltas in /tmp/.uci are uncommitted edits: the daemon reads committed
-    # configuration only, like procd's init scripts after `uci commit`.
-    store = Store(confdir=confdir, conf2dir="", savedir=savedir or "/nonexistent/.uci")
-    store.delta_path = []
-    return store
+    """A libuci context reading like `uci export` (what init scripts' config_load
+    runs): uncommitted changes in /tmp/.uci count, as they do for procd's
+    init scripts and for reload-config's checksums."""
+    import os
+
+    from pyprocd.uci.store import DEFAULT_CONF2DIR, DEFAULT_SAVEDIR
+
+    if savedir is None:
+        savedir = os.environ.get("PYPROCD_UCI_SAVEDIR", DEFAULT_SAVEDIR)
+    conf2dir = os.environ.get("PYPROCD_UCI_CONF2DIR", DEFAULT_CONF2DIR)
+    return Store(confdir=confdir, conf2dir=conf2dir, savedir=savedir)
 
 
-def load_package(confdir, name=PACKAGE):
-    """The committed package, or None if the file does not exist.
+def load_package(confdir, name=PACKAGE, savedir=None):
+    """The package, or None if the file does not exist.
 
     Raises UciError on a parse error (message with line and byte).
     """
     try:
-        return _store(confdir).load(name)
+        return _store(confdir, savedir).load(name)
     except UciError as e:
         if e.reason is None:  # not found
             return None
@@ -116,9 +122,9 @@ def _int(value):
         return None
 
 
-def _system_respawn(confdir):
+def _system_respawn(confdir, savedir=None):
     try:
-        system = load_package(confdir, "system")
+        system = load_package(confdir, "system", savedir)
     except UciError:
         return {}
     if system is None:
@@ -136,20 +142,20 @@ def _main_section(pkg):
     return pkg.lookup_extended("pyprocd", 0)
 
 
-def load_settings(confdir=DEFAULT_CONFDIR, pkg=None):
+def load_settings(confdir=DEFAULT_CONFDIR, pkg=None, savedir=None):
     """Global settings from <confdir>/pyprocd (+ system for respawn defaults).
 
     Raises UciError when the file cannot be parsed.
     """
     if pkg is None:
-        pkg = load_package(confdir)
+        pkg = load_package(confdir, savedir=savedir)
     main = _main_section(pkg)
     settings = Settings()
     for field in ("socket", "syslog", "object"):
         value = _as_string(_get(main, field))
         if value:
             setattr(settings, field, value)
-    system = _system_respawn(confdir)
+    system = _system_respawn(confdir, savedir)
     respawn = []
     for index, key in enumerate(("threshold", "timeout", "retry")):
         own = _int(_get(main, "default_respawn_" + key)) if main is not None else None
@@ -285,17 +291,17 @@ def _instance_name(sec, default):
     return default if sec.anonymous or sec.type == "service" else sec.name
 
 
-def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None):
+def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None, savedir=None):
     """{service name: `service set` message} for every `config service`.
 
     Raises UciError when the file cannot be parsed.
     """
     log = log or (lambda message, priority=LOG_NOTICE: None)
     if pkg is None:
-        pkg = load_package(confdir)
+        pkg = load_package(confdir, savedir=savedir)
     if pkg is None:
         return {}
-    settings = load_settings(confdir, pkg)
+    settings = load_settings(confdir, pkg, savedir)
     services = {}
     for sec in pkg.sections:
         if sec.type != "service" or sec.anonymous:
@@ -342,15 +348,16 @@ class DeclaredServices:
     error is logged with libuci's line/byte and every service keeps running.
     """
 
-    def __init__(self, call, confdir=DEFAULT_CONFDIR, log=None):
+    def __init__(self, call, confdir=DEFAULT_CONFDIR, log=None, savedir=None):
         self.call = call  # call(method, msg) -> (status, reply)
         self.confdir = confdir
+        self.savedir = savedir
         self.log = log or (lambda message, priority=LOG_NOTICE: None)
         self.submitted = {}
 
     def apply(self):
         try:
-            declared = declared_services(self.confdir, log=self.log)
+            declared = declared_services(self.confdir, log=self.log, savedir=self.savedir)
         except UciError as e:
             self.log("cannot read %s/%s: uci: %s; keeping the current services"
                      % (self.confdir, PACKAGE, e.message()), LOG_ERR)
@@ -396,7 +403,8 @@ def fill_options(options, defaults, log=None):
     return settings
 
 
-def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=None):
+def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=None,
+           savedir=None):
     """Wire issue 4 into a daemon: the trigger engine, and the services of
     <confdir>/pyprocd submitted now and re-submitted on `config.change` for
     package pyprocd (debounced to one re-read per loop turn)."""
@@ -408,7 +416,7 @@ def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=No
     engine = manager.triggers
     if engine is None:
         engine = manager.triggers = TriggerEngine(loop, log=log)
-    declared = DeclaredServices(manager.call, confdir, log)
+    declared = DeclaredServices(manager.call, confdir, log, savedir)
     scheduled = []
 
     def resubmit():
