@@ -1,6 +1,7 @@
 """Packaging tests: the .ipk is built once per session into a temp dir."""
 
 import pytest
+
 from tests.packaging.pkg_helpers import Ipk, mkipk
 
 

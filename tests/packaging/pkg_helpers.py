@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "ipk"))
 
-import mkipk  # noqa: E402  (tools/ipk is not a package)
+import mkipk  # tools/ipk is not a package
+
+__all__ = ["ROOT", "Ipk", "mkipk", "posix_shell", "read_tar_gz"]
 
 
 def posix_shell():

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+
 from tests.packaging.pkg_helpers import ROOT
 
 CONFIG = ROOT / "openwrt" / "files" / "etc" / "config" / "pyprocd"

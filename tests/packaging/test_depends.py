@@ -10,7 +10,7 @@ import sys
 from tests.packaging.pkg_helpers import ROOT, mkipk
 
 sys.path.insert(0, str(ROOT / "tools" / "ipk"))
-import stdlib_deps  # noqa: E402  (tools/ipk is not a package)
+import stdlib_deps  # tools/ipk is not a package
 
 
 def test_imports_are_covered_by_depends():

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from tests.packaging.pkg_helpers import ROOT
 
 HELPER = ROOT / "openwrt" / "files" / "lib" / "functions" / "pyprocd.sh"
@@ -52,7 +53,7 @@ def run(shell, tmp_path, script, uci_object=None, **env_extra):
     }
     out = subprocess.run(
         [*shell, "-c", f'. "{HELPER}"\n{script}'],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env, capture_output=True, text=True, timeout=60, check=False,
     )
     assert out.returncode == 0, out.stderr
     return [line.split("\x1f")[:-1] for line in log.read_text().splitlines()], out.stdout

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import mkipk  # noqa: E402
+import mkipk
 
 # Every module of the package, imported: the daemon imports its layers lazily
 # from pyprocd.daemon.main, and a running daemon ends up with nearly all.
@@ -114,8 +114,10 @@ def main(argv=None):
         print(f"host python {sys.version.split()[0]}, median of {args.runs} runs")
         print(f".ipk file {ipk.stat().st_size} B; data tree {tree_size(base)} B "
               f"(Python package {tree_size(base / package.package_dir.lstrip('/'))} B)")
-        bare = [sys.executable, "-c", 'print(open("/proc/self/status").read()'
-                '[open("/proc/self/status").read().index("VmHWM"):].split(chr(10))[0])']
+        bare = [sys.executable, "-c", (
+            'print(open("/proc/self/status").read()'
+            '[open("/proc/self/status").read().index("VmHWM"):].split(chr(10))[0])'
+        )]
         cpu, peak = time_command(bare, dict(os.environ), args.runs)
         print(f"bare python3: {cpu * 1000:.1f} ms CPU, peak RSS {peak} KiB")
         for name, root in forms(base, package.package_dir):
