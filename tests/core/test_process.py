@@ -160,3 +160,33 @@ def test_no_zombie_after_1000_spawn_exit_cycles(sup):
 
 def _count(sup):
     return sum(1 for t, _ in sup.notifications if t == "instance.stop")
+
+
+def test_daemonising_service_is_followed_through_its_pidfile(sup, tmp_path):
+    try:
+        from pyprocd.process import shim
+        shim.set_child_subreaper(True)
+    except (ImportError, OSError) as e:
+        pytest.skip(f"cannot become a subreaper here: {e}")
+    try:
+        sup.spawner.subreaper = True
+        pidfile = tmp_path / "d.pid"
+        # The classic daemon: fork, the child writes the pidfile, the parent exits 0.
+        script = f"sleep 1000 & echo $! > {pidfile}.new; mv {pidfile}.new {pidfile}; exit 0"
+        sup.call("set", {"name": "dm", "instances": {"i": {
+            "command": ["/bin/sh", "-c", script], "pidfile": str(pidfile),
+            "respawn": ["3600", "0", "5"]}}})
+        inst = sup.inst("dm", "i")
+        first = inst.pid
+        assert sup.wait(lambda: inst.running and inst.pid != first)
+        daemon_pid = inst.pid
+        assert pidfile.read_text().strip() == str(daemon_pid)
+        assert sup.wait(lambda: exec_done(daemon_pid, "sleep"))
+        assert inst.respawn_count == 0 and len(inst.exits) == 0  # not counted as a crash
+        sup.call("delete", {"name": "dm"})
+        assert sup.wait(lambda: not sup.mgr.services)
+        # The successor was stopped and reaped by us: no process, no zombie.
+        assert sup.wait(lambda: not os.path.exists(f"/proc/{daemon_pid}"))
+    finally:
+        shim.set_child_subreaper(False)
+

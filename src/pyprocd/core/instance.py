@@ -194,6 +194,10 @@ class Instance:
     # -- exit --------------------------------------------------------------
 
     def _exited(self, status, exec_error):
+        if not self._follow_pidfile(status, exec_error):
+            self._handle_exit(status, exec_error)
+
+    def _handle_exit(self, status, exec_error):
         pid = self.pid
         runtime = self.manager.loop.time() - self.start_time
         self.exit_code, sig = exit_code_of(status)
@@ -221,6 +225,35 @@ class Instance:
             self.manager.instance_event("instance.fail", self, detailed=True)
         elif self.respawn:
             self._respawn_or_give_up(runtime)
+
+    def _follow_pidfile(self, status, exec_error):
+        """A service that daemonises exits 0 after writing its real pid to its pidfile.
+
+        Instead of treating that as the end (and respawning a second copy),
+        follow the pidfile to the re-parented successor and supervise it.
+        Returns True when the exit is taken care of that way (asynchronously).
+        """
+        spawner = self.manager.spawner
+        if (self.halt or self.restart or exec_error or not self.spec.pidfile
+                or exit_code_of(status) != (0, 0) or not getattr(spawner, "subreaper", False)):
+            return False
+        old_pid = self.pid
+
+        def found(new_pid):
+            if new_pid is None or self.pid != old_pid:
+                self._handle_exit(status, None)
+                return
+            # A stop requested while we were looking applies to the successor.
+            stopping = self.halt
+            self._log(f"Instance {self.label} daemonised: following pid {new_pid} "
+                      f"from {self.spec.pidfile}")
+            self.proc = spawner.adopt_child(new_pid, self._exited)
+            self.pid = new_pid
+            if stopping:
+                self._terminate()
+
+        spawner.follow_pidfile(self.spec.pidfile, old_pid, found)
+        return True
 
     def _record_exit(self, pid, sig, runtime, error):
         self.exits.append(ExitRecord(pid, self.exit_code, sig, runtime, self.respawn_count, error))

@@ -255,6 +255,30 @@ class Spawner:
         self._read_exec_error(running)
         on_exit(status, running.exec_error)
 
+    # -- daemonising services -------------------------------------------------
+
+    subreaper = False  # set by the daemon once it is the reaper of orphaned descendants
+
+    def follow_pidfile(self, path, exited_pid, callback):
+        """A main process exited cleanly: did it daemonise and name its successor in `path`?
+
+        callback(new_pid or None), once. Only processes re-parented to us are
+        adopted (we must be a subreaper), so a stale pidfile naming some
+        unrelated process is never taken over and later killed.
+        """
+        if not self.subreaper:
+            callback(None)
+            return
+        from pyprocd.process.harden import follow_pidfile_async
+
+        follow_pidfile_async(self.loop, path, exited_pid, callback, parent=os.getpid())
+
+    def adopt_child(self, pid, on_exit):
+        """Track a descendant that became the main process; its output is not ours to log."""
+        running = Running(pid, None)
+        self.loop.watch_child(pid, lambda p, status: on_exit(status, None))
+        return running
+
     def run_script(self, argv, on_done):
         """Run a helper command (init.d `running`, trigger scripts) with /dev/null stdio.
 
