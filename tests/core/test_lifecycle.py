@@ -199,3 +199,24 @@ def test_exit_code_is_128_plus_signal(sup):
     os.kill(inst.pid, signal.SIGINT)
     assert sup.wait(lambda: not inst.running)
     assert listed(sup, "k", "i")["exit_code"] == 130
+
+
+def test_initd_running_is_called_on_submission_and_after_respawn(tmp_path):
+    initd = tmp_path / "init.d"
+    initd.mkdir()
+    calls = tmp_path / "calls"
+    script = initd / "svc"
+    script.write_text(f"#!/bin/sh\necho \"$1\" >> {calls}\n")
+    script.chmod(0o755)
+    sup = Supervisor(tmp_path, initd_dir=str(initd))
+    try:
+        sup.call("set", {"name": "svc", "instances": {"i": {
+            "command": ["/bin/sh", "-c", "sleep 0.2"], "respawn": ["3600", "0", "1"]}}})
+        inst = sup.inst("svc", "i")
+        assert sup.wait(lambda: inst.failed)  # two runs, one respawn, then gives up
+        assert sup.wait(lambda: calls.exists() and calls.read_text().split() == ["running", "running"])
+        # A service without a script in init.d is not an error.
+        sup.call("set", {"name": "noscript", "instances": {}})
+        assert sup.call("list", {"name": "noscript"}) == (0, {"noscript": {}})
+    finally:
+        sup.close()
