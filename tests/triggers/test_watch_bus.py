@@ -16,7 +16,7 @@ def test_notifications_of_a_watched_object_fire_triggers(tmp_path):
     broker = Broker(loop, sock, log=lambda *a: None)
     out = tmp_path / "out"
     script = tmp_path / "record.sh"
-    script.write_text('#!/bin/sh\necho "$1" >> "%s"\n' % out)
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{out}"\n')
     script.chmod(0o755)
 
     daemon_side = UbusClient(loop, sock, log=lambda *a: None)

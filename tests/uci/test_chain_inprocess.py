@@ -88,7 +88,7 @@ def test_declared_services_start_and_only_the_changed_instance_restarts(chain):
 
 
 def test_malformed_config_keeps_everything_running(chain):
-    sup, conf, tmp_path, declared = chain
+    sup, conf, tmp_path, _declared = chain
     assert sup.wait(running(sup, 3), DEADLINE)
     before = pids(sup)
     reload(sup, conf, tmp_path)
@@ -113,7 +113,7 @@ def test_removed_service_is_deleted_and_others_untouched(chain):
 
 
 def test_other_packages_do_not_resubmit(chain):
-    sup, conf, tmp_path, declared = chain
+    sup, _conf, _tmp_path, declared = chain
     assert sup.wait(running(sup, 3), DEADLINE)
     calls = []
     original = declared.apply
@@ -127,10 +127,10 @@ def test_other_packages_do_not_resubmit(chain):
 
 
 def test_instance_lifecycle_events_fire_triggers(chain, tmp_path):
-    sup, conf, _, _ = chain
+    sup, _conf, _, _ = chain
     out = tmp_path / "events"
     script = tmp_path / "record.sh"
-    script.write_text('#!/bin/sh\necho "$1 $2" >> "%s"\n' % out)
+    script.write_text(f'#!/bin/sh\necho "$1 $2" >> "{out}"\n')
     script.chmod(0o755)
     status, _ = sup.call("set", {
         "name": "watched",

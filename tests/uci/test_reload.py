@@ -60,9 +60,9 @@ def test_cli_dry_run_and_no_bus(tmp_path):
     (conf / "a").write_text("config t 'x'\n")
     md5.write_text("0123  /var/run/config.check/a\n")
     run = [sys.executable, "-m", "pyprocd", "reload-config", "-c", str(conf), "-m", str(md5)]
-    dry = subprocess.run(run + ["-n"], capture_output=True, text=True, timeout=60)
+    dry = subprocess.run(run + ["-n"], check=False, capture_output=True, text=True, timeout=60)
     assert (dry.returncode, dry.stdout) == (0, "a\n")
-    nobus = subprocess.run(run + ["-s", str(tmp_path / "no.sock")], capture_output=True,
-                           text=True, timeout=60)
+    nobus = subprocess.run(run + ["-s", str(tmp_path / "no.sock")], check=False,
+                           capture_output=True, text=True, timeout=60)
     assert nobus.returncode == 1 and "reload-config:" in nobus.stderr
     assert md5.read_text() == "0123  /var/run/config.check/a\n"  # kept for the next try

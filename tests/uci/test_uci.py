@@ -141,7 +141,7 @@ def test_exit_codes(uci):
     assert uci("get", "cfg.a.x=1") == (1, "", "")
     assert uci("add", "nosuch", "t") == (3, "", "uci: Entry not found\n")
     assert uci("-q", "get", "cfg.nosuch") == (1, "", "")
-    code, out, err = uci("frobnicate")
+    code, _out, err = uci("frobnicate")
     assert code == 255 and err.startswith("Usage: uci [<options>] <command> [<arguments>]\n")
     assert uci("get")[0] == 255
     assert uci("help")[0] == 0
@@ -193,7 +193,7 @@ def test_delta_path_order_and_tmp_uci_always_read(uci, tmp_path):
     (extra / "cfg").write_text("cfg.a.x='from-extra'\n")
     uci("set", "cfg.a.y=mine")
     # -t then -p: [tmp-uci, extra, save]; /tmp/.uci always comes along
-    code, out, _ = uci("-p", str(extra), "changes", "cfg")
+    _code, out, _ = uci("-p", str(extra), "changes", "cfg")
     assert out == "cfg.a.x='from-tmp'\ncfg.a.x='from-extra'\ncfg.a.y='mine'\n"
     assert uci("-p", str(extra), "get", "cfg.a.x") == (0, "from-extra\n", "")
     assert uci("get", "cfg.a.x") == (0, "from-tmp\n", "")
@@ -255,7 +255,7 @@ def test_import_overwrite_and_merge(uci):
 
 def test_batch(uci):
     script = b"set cfg.a.x=5\n# comment\nadd_list cfg.a.l='s t'\nbogus\ncommit cfg\nexit\nset cfg.a.x=6\n"
-    code, out, err = uci("batch", stdin=script)
+    code, _out, err = uci("batch", stdin=script)
     assert code == 0 and "Unknown command" in err
     assert uci("get", "cfg.a.x") == (0, "5\n", "")
     assert uci("get", "cfg.a.l") == (0, "p 'q r' 's t'\n", "")
@@ -286,5 +286,11 @@ def test_cli_subprocess_entry_point(uci):
 
     env = dict(os.environ, PYPROCD_UCI_SAVEDIR=str(uci.tmp / "tmp-uci"), PYPROCD_UCI_CONF2DIR="")
     result = subprocess.run([sys.executable, "-m", "pyprocd", "uci", "-c", str(uci.conf), "get",
-                             "cfg.a.x"], capture_output=True, env=env, timeout=60)
+                             "cfg.a.x"], check=False, capture_output=True, env=env, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, b"1\n", b"")
+
+
+def test_batch_with_unterminated_quote_does_not_crash(uci):
+    code, out, err = uci("batch", stdin=b"set cfg.a.x=7\nset cfg.a.y='open\n")
+    assert code == 0 and "Parse error" in err
+    assert uci("get", "cfg.a.x") == (0, "7\n", "")

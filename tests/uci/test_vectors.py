@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from tests.conftest import load_vectors
 from pyprocd.uci import cli
+from tests.conftest import load_vectors
 
 VECTORS = load_vectors("uci")
 PARSE_MODES = ("export", "export_n", "export_S", "show", "show_X", "show_S")
@@ -53,7 +53,7 @@ def test_delta_case(case, tmp_path):
     for number, step in enumerate(case["steps"]):
         stdin = (step.get("stdin") or "").encode()
         got = run_uci(step["argv"], confdir, savedir, tmp_path, stdin)
-        where = "step %d: %s" % (number, " ".join(step["argv"][5:]))
+        where = f"step {number}: {' '.join(step['argv'][5:])}"
         assert got == (step["exit_code"], step["stdout"], step["stderr"]), where
         assert read_dir(savedir) == step["savedir_after"], where
         assert read_dir(confdir) == step["confdir_after"], where

@@ -91,7 +91,7 @@ class Script:
 
     def block(self, block):
         if type(block) is not list:
-            self.on_error("Unexpected element type: %r" % (block,))
+            self.on_error(f"Unexpected element type: {block!r}")
             return
         if block and type(block[0]) is str:
             self.command(block)
@@ -143,15 +143,15 @@ class Script:
 
     def expr(self, expr):
         if type(expr) is not list or not expr or type(expr[0]) is not str:
-            raise ScriptError("Unexpected element type: %r" % (expr,))
+            raise ScriptError(f"Unexpected element type: {expr!r}")
         handler = _EXPRESSIONS.get(expr[0])
         if handler is None:
-            raise ScriptError("Unknown expression type: %s" % expr[0])
+            raise ScriptError(f"Unknown expression type: {expr[0]}")
         return handler(self, expr)
 
     def _eq_regex(self, expr, matcher):
         if len(expr) < 3 or type(expr[1]) is not str:
-            raise ScriptError("%s needs a variable and a value" % expr[0])
+            raise ScriptError(f"{expr[0]} needs a variable and a value")
         value = self.vars.get(expr[1])
         if value is None:
             return False
@@ -161,11 +161,11 @@ class Script:
         if type(wanted) is list:
             for item in wanted:
                 if type(item) is not str:
-                    raise ScriptError("%s: list items must be strings" % expr[0])
+                    raise ScriptError(f"{expr[0]}: list items must be strings")
                 if matcher(value, item):
                     return True
             return False
-        raise ScriptError("%s: bad value type" % expr[0])
+        raise ScriptError(f"{expr[0]}: bad value type")
 
     def _eq(self, expr):
         return self._eq_regex(expr, lambda value, wanted: value == wanted)
@@ -226,7 +226,7 @@ def event_matches(pattern, event_type):
 
 
 class Trigger:
-    __slots__ = ("type", "script", "delay_ms")
+    __slots__ = ("delay_ms", "script", "type")
 
     def __init__(self, type_, script, delay_ms):
         self.type = type_
@@ -258,7 +258,7 @@ WAITING, QUEUED, RUNNING = "waiting", "queued", "running"
 
 
 class _Command:
-    __slots__ = ("argv", "state", "timer", "delay", "again_delay")
+    __slots__ = ("again_delay", "argv", "delay", "state", "timer")
 
     def __init__(self, argv):
         self.argv = argv
@@ -316,8 +316,8 @@ class TriggerEngine:
         for listener in list(self.listeners):
             try:
                 listener(type_, data)
-            except Exception as e:  # a listener bug must not stop the triggers
-                self.log("event listener failed on %s: %s" % (type_, e), LOG_ERR)
+            except Exception as e:  # noqa: BLE001 - a listener bug must not stop the triggers
+                self.log(f"event listener failed on {type_}: {e}", LOG_ERR)
         variables = {}
         if type(data) is dict:
             variables = {k: v for k, v in data.items() if type(v) is str}
@@ -345,14 +345,14 @@ class TriggerEngine:
     def _run_script(self, service, trigger, variables):
         def on_command(name, args):
             if name != "run_script":
-                self.log("trigger of %s: unsupported command %s" % (service, name), LOG_DEBUG)
+                self.log(f"trigger of {service}: unsupported command {name}", LOG_DEBUG)
                 return
             if not args or any(type(a) is not str for a in args):
                 return
             self.request(tuple(args), trigger.delay_ms)
 
         def on_error(message):
-            self.log("trigger of %s: %s" % (service, message), LOG_ERR)
+            self.log(f"trigger of {service}: {message}", LOG_ERR)
 
         Script(variables, on_command, on_error).run(trigger.script)
 
@@ -392,7 +392,7 @@ class TriggerEngine:
             try:
                 pid = self._spawn(list(argv))
             except OSError as e:
-                self.log("trigger command %s failed: %s" % (" ".join(argv), e), LOG_WARNING)
+                self.log("trigger command {} failed: {}".format(" ".join(argv), e), LOG_WARNING)
                 self._finished(cmd)
                 continue
             self._running = (argv, pid)

@@ -210,14 +210,14 @@ def _respawn(sec, defaults, problems):
             return None
         words = []  # '1': enabled with the defaults
     if not all(w.isdigit() for w in words):
-        problems.append("respawn: expected '1', '0' or numbers, got %r" % (value,))
+        problems.append(f"respawn: expected '1', '0' or numbers, got {value!r}")
         return None
     values = (words[:3] + [None] * 3)[:3]
     for index, extra in enumerate(explicit):
         if extra is not None:
             number = _int(extra)
             if number is None:
-                problems.append("respawn_%s: not a number" % ("threshold", "timeout", "retry")[index])
+                problems.append("respawn_{}: not a number".format(("threshold", "timeout", "retry")[index]))
             else:
                 values[index] = str(number)
     if not words:
@@ -257,14 +257,14 @@ def instance_message(sec, respawn_defaults=DEFAULT_RESPAWN, problems=None):
         if value is not None:
             number = _int(value)
             if number is None:
-                problems.append("%s: not a number: %r" % (key, value))
+                problems.append(f"{key}: not a number: {value!r}")
             else:
                 inst[key] = number
     value = _get(sec, "reload_signal")
     if value is not None:
         number = _signal_number(value)
         if number is None:
-            problems.append("reload_signal: unknown signal %r" % (value,))
+            problems.append(f"reload_signal: unknown signal {value!r}")
         else:
             inst["reload_signal"] = number
     for key in STRING_KEYS:
@@ -311,7 +311,7 @@ def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None, savedir=None)
         services[sec.name] = _service_message(pkg, sec, settings, log)
     for sec in pkg.sections:
         if sec.type == "instance" and _as_string(_get(sec, "service")) not in services:
-            log("pyprocd config: instance section %s names no known service" % sec.name,
+            log(f"pyprocd config: instance section {sec.name} names no known service",
                 LOG_WARNING)
     return services
 
@@ -327,11 +327,11 @@ def _service_message(pkg, sec, settings, log):
         if _get(sec, "command") is not None:
             sections.insert(0, sec)
         for number, inst_sec in enumerate(sections, 1):
-            name = _instance_name(inst_sec, "instance%d" % number)
+            name = _instance_name(inst_sec, f"instance{number}")
             problems = []
             instances[name] = instance_message(inst_sec, settings.respawn_defaults, problems)
             for problem in problems:
-                log("pyprocd config: service %s instance %s: %s" % (sec.name, name, problem),
+                log(f"pyprocd config: service {sec.name} instance {name}: {problem}",
                     LOG_WARNING)
     msg["instances"] = instances
     msg["triggers"] = []  # procd_close_service always sends the (empty) array
@@ -359,13 +359,12 @@ class DeclaredServices:
         try:
             declared = declared_services(self.confdir, log=self.log, savedir=self.savedir)
         except UciError as e:
-            self.log("cannot read %s/%s: uci: %s; keeping the current services"
-                     % (self.confdir, PACKAGE, e.message()), LOG_ERR)
+            self.log(f"cannot read {self.confdir}/{PACKAGE}: uci: {e.message()}; keeping the current services", LOG_ERR)
             return False
         for name, msg in declared.items():
             status, _ = self.call("set", msg)
             if status:
-                self.log("declared service %s: set failed with status %d" % (name, status),
+                self.log(f"declared service {name}: set failed with status {status}",
                          LOG_WARNING)
         for name in self.submitted.keys() - declared.keys():
             self.call("delete", {"name": name})
@@ -393,7 +392,7 @@ def fill_options(options, defaults, log=None):
         settings = load_settings(confdir)
     except UciError as e:
         if log is not None:
-            log("cannot read %s/%s: uci: %s" % (confdir, PACKAGE, e.message()), LOG_ERR)
+            log(f"cannot read {confdir}/{PACKAGE}: uci: {e.message()}", LOG_ERR)
         settings = Settings()
     for attr, default in defaults.items():
         value = getattr(settings, attr, None)
@@ -421,7 +420,7 @@ def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=No
 
     def resubmit():
         scheduled.clear()
-        log("%s/%s changed: re-submitting its services" % (confdir, PACKAGE))
+        log(f"{confdir}/{PACKAGE} changed: re-submitting its services")
         declared.apply()
 
     def on_event(type_, data):

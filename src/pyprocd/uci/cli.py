@@ -22,7 +22,7 @@ from .model import (
     valid_type,
     valid_value,
 )
-from .parser import Tokenizer, parse_import_stream, parse_package
+from .parser import TokenError, Tokenizer, parse_import_stream, parse_package
 from .store import DEFAULT_CONF2DIR, DEFAULT_CONFDIR, DEFAULT_SAVEDIR, Store, decode, encode
 
 APPNAME = "uci"
@@ -100,7 +100,7 @@ class Usage(Exception):
 class Path:
     """A parsed CLI path `pkg[.sec[.opt]][=value]`."""
 
-    __slots__ = ("package", "section", "option", "value")
+    __slots__ = ("option", "package", "section", "value")
 
     def __init__(self, text):
         self.value = None
@@ -167,10 +167,10 @@ class Cli:
 
     def perror(self, error):
         if not self.quiet:
-            self.err("%s: %s\n" % (APPNAME, error.message()))
+            self.err(f"{APPNAME}: {error.message()}\n")
 
     def _print_parse_error(self, error):
-        self.err("Parse error (%s) at line %d, byte %d\n" % (error.reason, error.line, error.byte))
+        self.err(f"Parse error ({error.reason}) at line {error.line}, byte {error.byte}\n")
 
     def usage(self):
         self.err(USAGE.format(prog=APPNAME))
@@ -277,7 +277,7 @@ class Cli:
         return 0
 
     def cmd_get(self, arg):
-        path, pkg, sec, opt = self._lookup(arg)
+        path, _pkg, sec, opt = self._lookup(arg)
         if path.value is not None:
             raise Silent(1)
         if path.section is None:
@@ -334,7 +334,7 @@ class Cli:
         return self._list_op(arg, ops.del_list)
 
     def cmd_delete(self, arg):
-        path, pkg, sec, opt = self._lookup(arg)
+        path, pkg, sec, _opt = self._lookup(arg)
         if path.section is None:
             raise UciError(ERR_INVAL)
         if sec is None:
@@ -420,7 +420,7 @@ class Cli:
             self.perror(e)
             return 1
         except OSError:
-            self.err("%s: I/O error\n" % APPNAME)
+            self.err(f"{APPNAME}: I/O error\n")
             return 1
         return 0
 
@@ -457,8 +457,8 @@ class Cli:
                     if tok.cur() == "\0":
                         break
                     words.append(tok.next_arg())
-            except Exception:
-                self.err("%s: Parse error\n" % APPNAME)
+            except TokenError:
+                self.err(f"{APPNAME}: Parse error\n")
                 continue
             words = [w for w in words if w] or words
             if not words or not words[0]:
@@ -495,7 +495,7 @@ def main(argv=None, stdin=None, stdout=None, stderr=None,
         try:
             args = cli.parse_options(argv)
         except getopt.GetoptError as e:
-            cli.err("%s: %s\n" % (APPNAME, e.msg))
+            cli.err(f"{APPNAME}: {e.msg}\n")
             cli.usage()
             return 0
         if not args:

@@ -101,7 +101,7 @@ class Option:
 
 
 class Section:
-    __slots__ = ("type", "name", "anonymous", "options")
+    __slots__ = ("anonymous", "name", "options", "type")
 
     def __init__(self, type_, name, anonymous=False):
         self.type = type_
@@ -159,7 +159,7 @@ class Package:
         """Append a section; name None means anonymous (a cfgXXXXXX name is made)."""
         self.counter += 1
         if name is None:
-            name = "cfg%02x%04x" % (self.counter, djb2(type_) & 0xFFFF)
+            name = f"cfg{self.counter:02x}{djb2(type_) & 0xFFFF:04x}"
             sec = Section(type_, name, anonymous=True)
         else:
             sec = Section(type_, name)
@@ -175,8 +175,7 @@ class Package:
 
     def move_section(self, sec, pos):
         self.sections.remove(sec)
-        if pos < 0:
-            pos = 0
+        pos = max(pos, 0)
         self.sections.insert(min(pos, len(self.sections)), sec)
 
     def lookup_extended(self, type_, index):
@@ -194,9 +193,9 @@ class Package:
         """`uci export` text; header=False gives the committed file content."""
         out = []
         if header:
-            out.append("package %s\n" % self.name.replace("'", "'\\''"))
+            out.append("package {}\n".format(self.name.replace("'", "'\\''")))
         for sec in self.sections:
-            out.append("\nconfig %s" % sec.type.replace("'", "'\\''"))
+            out.append("\nconfig {}".format(sec.type.replace("'", "'\\''")))
             if not sec.anonymous or name_anonymous:
                 out.append(" " + quote(sec.name))
             out.append("\n")
@@ -204,9 +203,9 @@ class Package:
                 name = opt.name.replace("'", "'\\''")
                 if opt.is_list:
                     for item in opt.value:
-                        out.append("\tlist %s %s\n" % (name, quote(item)))
+                        out.append(f"\tlist {name} {quote(item)}\n")
                 else:
-                    out.append("\toption %s %s\n" % (name, quote(opt.value)))
+                    out.append(f"\toption {name} {quote(opt.value)}\n")
         out.append("\n")
         return "".join(out)
 
@@ -218,7 +217,7 @@ class Package:
             index = seen.get(sec.type, 0)
             seen[sec.type] = index + 1
             if extended and sec.anonymous:
-                names[id(sec)] = "@%s[%d]" % (sec.type, index)
+                names[id(sec)] = f"@{sec.type}[{index}]"
             else:
                 names[id(sec)] = sec.name
         return names
@@ -235,11 +234,11 @@ def show_value(value, delimiter=" "):
 
 
 def show_option(pkg_name, sec_name, opt, delimiter=" "):
-    return "%s.%s.%s=%s\n" % (pkg_name, sec_name, opt.name, show_value(opt.value, delimiter))
+    return f"{pkg_name}.{sec_name}.{opt.name}={show_value(opt.value, delimiter)}\n"
 
 
 def show_section(pkg_name, sec_name, sec, delimiter=" "):
-    lines = ["%s.%s=%s\n" % (pkg_name, sec_name, sec.type)]
+    lines = [f"{pkg_name}.{sec_name}={sec.type}\n"]
     lines.extend(show_option(pkg_name, sec_name, opt, delimiter) for opt in sec.options)
     return "".join(lines)
 

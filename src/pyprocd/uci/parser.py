@@ -32,7 +32,7 @@ def _split_lines(text):
     return result
 
 
-class _Error(Exception):
+class TokenError(Exception):
     def __init__(self, reason, byte):
         super().__init__(reason)
         self.reason = reason
@@ -73,7 +73,7 @@ class Tokenizer:
         return self.buf[i] if i < len(self.buf) else NUL
 
     def error(self, reason, byte=None):
-        raise _Error(reason, self.pos if byte is None else byte)
+        raise TokenError(reason, self.pos if byte is None else byte)
 
     def skip_whitespace(self):
         while self.cur() != NUL and self.cur() in _SPACE:
@@ -214,7 +214,7 @@ class Parser:
         while tok.next_line():
             try:
                 self._parse_line()
-            except _Error as e:
+            except TokenError as e:
                 err = UciError(ERR_PARSE, e.reason, tok.line, e.byte)
                 if self.strict or self.on_error is None:
                     if self.strict:
@@ -238,7 +238,7 @@ class Parser:
             if keyword is None:
                 tok.error("invalid command", start)
             if end >= len(tok.buf) or tok.buf[end] == NUL:
-                tok.error("%s without name" % _WITHOUT_NAME[keyword], end)
+                tok.error(f"{_WITHOUT_NAME[keyword]} without name", end)
             tok.pos = end + 1
             if keyword == "package":
                 self._package()
@@ -321,6 +321,6 @@ def tokenize_single(text):
             word = tok.next_arg()
             extra = tok.next_arg()
             result.append(None if extra else word)
-        except _Error:
+        except TokenError:
             result.append(None)
     return result

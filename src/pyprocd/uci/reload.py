@@ -70,8 +70,8 @@ def read_md5_file(path):
 
 
 def write_md5_file(path, sums):
-    text = "".join("%s  %s/%s\n" % (digest, CHECK_DIR, name) for name, digest in sorted(sums.items()))
-    tmp = "%s.%d.tmp" % (path, os.getpid())
+    text = "".join(f"{digest}  {CHECK_DIR}/{name}\n" for name, digest in sorted(sums.items()))
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
         f.write(encode(text))
     os.replace(tmp, path)
@@ -109,7 +109,7 @@ def ubus_sender(socket_path, object_name="service", timeout=30):
     def send(type_, data):
         status, _ = bus.call(object_name, "event", {"type": type_, "data": data})
         if status:
-            raise OSError("ubus call %s event failed with status %d" % (object_name, status))
+            raise OSError(f"ubus call {object_name} event failed with status {status}")
 
     send.close = bus.close
     return send
@@ -122,7 +122,7 @@ def main(argv=None):
     try:
         opts, args = getopt.getopt(argv, "c:m:s:o:nh")
     except getopt.GetoptError as e:
-        sys.stderr.write("reload-config: %s\n%s" % (e.msg, USAGE))
+        sys.stderr.write(f"reload-config: {e.msg}\n{USAGE}")
         return 2
     options = dict(opts)
     if "-h" in options or args:
@@ -141,7 +141,7 @@ def main(argv=None):
         sender = ubus_sender(options.get("-s", DEFAULT_SOCKET), options.get("-o", "service"))
         reload_config(confdir, md5_file, sender)
     except (OSError, ConnectionError) as e:
-        sys.stderr.write("reload-config: %s\n" % e)
+        sys.stderr.write(f"reload-config: {e}\n")
         return 1
     finally:
         if sender is not None:

@@ -44,7 +44,7 @@ def encode(text):
 class Delta:
     """One change: cmd is '' (set) or one of + - @ ^ | ~."""
 
-    __slots__ = ("cmd", "section", "option", "value")
+    __slots__ = ("cmd", "option", "section", "value")
 
     def __init__(self, cmd, section, option=None, value=None):
         self.cmd = cmd
@@ -53,7 +53,7 @@ class Delta:
         self.value = value
 
     def line(self, pkg_name):
-        text = "%s%s.%s" % (self.cmd, pkg_name, self.section)
+        text = f"{self.cmd}{pkg_name}.{self.section}"
         if self.option is not None:
             text += "." + self.option
         if self.value is not None:
@@ -62,13 +62,13 @@ class Delta:
 
     def change_text(self, pkg_name):
         """The `uci changes` form of this delta."""
-        path = "%s.%s" % (pkg_name, self.section)
+        path = f"{pkg_name}.{self.section}"
         if self.option is not None:
             path += "." + self.option
         if self.cmd == "-":
-            return "-%s\n" % path
+            return f"-{path}\n"
         op = {"|": "+=", "~": "-="}.get(self.cmd, "=")
-        return "%s%s%s\n" % (path, op, quote(self.value if self.value is not None else ""))
+        return "{}{}{}\n".format(path, op, quote(self.value if self.value is not None else ""))
 
 
 def parse_delta_token(token, pkg_name):
@@ -195,7 +195,7 @@ class Store:
 
     def _locate(self, name):
         """-> (file path, package name, has_delta, from_conf2)."""
-        if name.startswith("/") or name.startswith("./"):
+        if name.startswith(("/", "./")):
             return name, name.rsplit("/", 1)[-1], False, False
         if name.startswith(".") or not valid_package(name):
             raise UciError(ERR_NOTFOUND)
@@ -336,7 +336,7 @@ class Store:
             text = pkg.export(header=False)
         directory = os.path.dirname(pkg.path) or "."
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".%s.uci-" % pkg.name, dir=directory)
+            fd, tmp = tempfile.mkstemp(prefix=f".{pkg.name}.uci-", dir=directory)
         except OSError:
             raise UciError(ERR_IO) from None
         try:
