@@ -146,3 +146,16 @@ def test_instance_lifecycle_events_fire_triggers(chain, tmp_path):
     assert sup.wait(lambda: out.exists() and len(out.read_text().split("\n")) >= 3, DEADLINE)
     assert sup.wait(lambda: sup.mgr.triggers.idle(), DEADLINE)
     assert out.read_text() == "start main\nstop main\n"
+
+
+def test_trigger_scripts_get_the_daemons_original_environment(chain, tmp_path):
+    sup, _, _, _ = chain
+    out = tmp_path / "env"
+    script = tmp_path / "env.sh"
+    script.write_text('#!/bin/sh\necho "${PYPROCD_TEST_MARK:-unset}" > "%s"\n' % out)
+    script.chmod(0o755)
+    sup.mgr.spawner.base_env[b"PYPROCD_TEST_MARK"] = b"original"
+    sup.mgr.triggers.set_triggers("x", None, [["go", ["run_script", str(script)]]])
+    sup.call("event", {"type": "go", "data": {}})
+    assert sup.wait(lambda: out.exists() and sup.mgr.triggers.idle(), DEADLINE)
+    assert out.read_text() == "original\n"

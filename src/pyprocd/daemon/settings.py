@@ -414,7 +414,9 @@ def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=No
         manager.respawn_defaults = tuple(respawn_defaults)
     engine = manager.triggers
     if engine is None:
-        engine = manager.triggers = TriggerEngine(loop, log=log)
+        # Scripts get the environment the daemon was started with, like instances.
+        env = getattr(getattr(manager, "spawner", None), "base_env", None)
+        engine = manager.triggers = TriggerEngine(loop, log=log, env=env)
     declared = DeclaredServices(manager.call, confdir, log, savedir)
     scheduled = []
 
