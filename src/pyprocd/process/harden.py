@@ -15,12 +15,15 @@ Interface for the spawner
       1. plan.before_setuid()    still root: drop the bounding set, PR_SET_KEEPCAPS=1
       2. (spawner) setgroups/initgroups, setgid, setuid   -- or nothing if no user
       3. plan.after_setuid()     capset(effective, permitted, inheritable), ambient raise
-      4. (spawner) everything else: fds, cwd, env, rlimits, nice...
+      4. (spawner) the rest of the child setup (fds, env, rlimits, nice; these may
+         equally come before step 1)
       5. plan.apply_in_child()   PR_SET_NO_NEW_PRIVS, then load the seccomp filter
       6. (spawner) execve, immediately: after step 5 only execve may follow, since the
          filter already applies to every syscall the child makes.
     All three methods are cheap no-ops for the parts a plan does not have; they
-    allocate nothing (the BPF program and cffi are prepared by prepare()).
+    allocate nothing (the BPF program and cffi are prepared by prepare()). If step 1
+    is skipped (no identity switch), step 3 drops the bounding set itself, and fails
+    with EPERM when the child lacks CAP_SETPCAP: never a silently kept bounding set.
 
 Daemon side:
     harden.set_child_subreaper()   make pyprocd the reaper of orphaned descendants
