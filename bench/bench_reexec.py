@@ -57,7 +57,7 @@ def _call(control, method, msg=None, timeout=DEADLINE):
 
 
 def _pids(control):
-    status, reply = _call(control, "list", {"name": "bench"})
+    _status, reply = _call(control, "list", {"name": "bench"})
     return {n: i.get("pid") for n, i in reply.get("bench", {}).get("instances", {}).items()}
 
 

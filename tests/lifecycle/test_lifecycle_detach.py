@@ -3,10 +3,9 @@
 import os
 import signal
 
-from tests.lifecycle.lifecycle_helpers import alive, read_text, run_dummy
-
 from pyprocd.daemon import lifecycle
 from pyprocd.daemon.pidfile import Pidfile, PidfileError, read_pidfile
+from tests.lifecycle.lifecycle_helpers import alive, read_text, run_dummy
 
 
 def _start(procs, tmp_path, *extra, name="d"):
@@ -25,7 +24,7 @@ def test_detach_returns_only_when_ready_and_daemon_runs_detached(procs, tmp_path
     result, marker, pidfile = _start(procs, tmp_path)
     assert result.returncode == 0, result.stderr
     # Ready was signalled after the marker was written: it must be there now.
-    pid, starts, cwd = read_text(marker).split()
+    pid, _starts, cwd = read_text(marker).split()
     pid = procs.track(int(pid))
     assert alive(pid)
     assert cwd == "/"  # chdir / by default
@@ -47,7 +46,7 @@ def test_no_chdir_keeps_directory(procs, tmp_path):
 
 
 def test_detach_exits_with_startup_failure_code(procs, tmp_path):
-    result, marker, pidfile = _start(procs, tmp_path, "--fail=3")
+    result, marker, _pidfile = _start(procs, tmp_path, "--fail=3")
     assert result.returncode == 3
     assert "failing on purpose" in result.stderr  # stderr still attached
     assert not marker.exists()

@@ -3,9 +3,8 @@
 import os
 import signal
 
-from tests.lifecycle.lifecycle_helpers import alive, ppid_of, read_text, run_dummy, wait_for
-
 from pyprocd.daemon import lifecycle
+from tests.lifecycle.lifecycle_helpers import alive, ppid_of, read_text, run_dummy, wait_for
 
 
 def _daemon(marker):
@@ -51,7 +50,7 @@ def test_monitor_restarts_after_unhandled_exception(procs, tmp_path):
                        f"--marker={marker}", "--raise-after-ready")
     assert result.returncode == 0, result.stderr
     # The first run raised right after ready (exit EXIT_CRASH) and was restarted.
-    pid, starts = wait_for(lambda: (_daemon(marker) or (0, 0))[1] == 2 and _daemon(marker),
+    pid, _starts = wait_for(lambda: (_daemon(marker) or (0, 0))[1] == 2 and _daemon(marker),
                            what="restart after an unhandled exception")
     procs.track(pid)
     monitor = procs.track(ppid_of(pid))

@@ -5,9 +5,8 @@ import re
 import signal
 import sys
 
-from tests.lifecycle.lifecycle_helpers import Mini, wait_for
-
 from pyprocd.daemon.survival import REEXEC_SIGNAL
+from tests.lifecycle.lifecycle_helpers import Mini, wait_for
 
 LINES = 3000
 # Writes "<n>:x" every millisecond, each line in two writes 1 ms apart, so

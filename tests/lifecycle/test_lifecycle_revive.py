@@ -52,7 +52,7 @@ def test_sigusr2_revives_all_and_sigusr1_dumps_state(procs, tmp_path):
         oks.append(ok)
         assert mini.call("set", {"name": service, "instances": {"x": spec}})[0] == 0
     for service in ("s1", "s2"):
-        wait_for(lambda: _gave_up(mini, service, "x"), what=f"{service} give-up")
+        wait_for(lambda s=service: _gave_up(mini, s, "x"), what=f"{service} give-up")
 
     os.kill(daemon, signal.SIGUSR1)
     wait_for(lambda: any("s2::x failed" in line for line in mini.lines()), what="state dump")
@@ -63,5 +63,5 @@ def test_sigusr2_revives_all_and_sigusr1_dumps_state(procs, tmp_path):
         ok.write_text("")
     os.kill(daemon, signal.SIGUSR2)
     for service in ("s1", "s2"):
-        wait_for(lambda: mini.instances(service)["x"]["running"], what=f"{service} revived")
+        wait_for(lambda s=service: mini.instances(s)["x"]["running"], what=f"{service} revived")
     assert os.waitstatus_to_exitcode(mini.stop()) == 0

@@ -4,12 +4,11 @@ import json
 import os
 import signal
 
-from tests.lifecycle.lifecycle_helpers import Mini, alive, read_text, wait_for
-
 from pyprocd.core.manager import ServiceManager
 from pyprocd.daemon import state as state_mod
 from pyprocd.daemon.survival import Survival
 from pyprocd.loop import Loop
+from tests.lifecycle.lifecycle_helpers import Mini, alive, read_text, wait_for
 
 COUNT = 50
 
@@ -129,7 +128,7 @@ def test_recycled_pid_is_never_adopted(tmp_path):
     # the instance must be treated as dead (respawn timer armed), not adopted.
     me = os.getpid()
     real = state_mod.proc_start_time(me)
-    loop, mgr, spawner, counts, log = _restore_from(
+    loop, mgr, _spawner, counts, _log = _restore_from(
         tmp_path, _saved(_entry("recycled", me, real - 1), _entry("same", me, real)))
     assert counts == (1, 1)
     same = mgr.services["svc"].instances["same"]
@@ -188,7 +187,7 @@ def test_malformed_state_leaves_no_half_registry(tmp_path):
     good = _entry("good", me, state_mod.proc_start_time(me))
     bad = dict(good, name="bad")
     del bad["watchdog"]  # a state file from a broken writer
-    loop, mgr, spawner, counts, log = _restore_from(tmp_path, _saved(good, bad))
+    loop, mgr, _spawner, counts, log = _restore_from(tmp_path, _saved(good, bad))
     assert counts == (0, 0)
     assert mgr.services == {}
     assert me not in loop._children  # the adopted pid is not watched any more

@@ -75,15 +75,15 @@ class Options:
         self.monitor_interval = MONITOR_INTERVAL
 
 
-USAGE = """\
+USAGE = f"""\
 lifecycle options:
   --detach               run in the background; return when ready
   --no-chdir             do not change to / (default: chdir /)
-  --pidfile[=FILE]       create a locked pidfile (default FILE %s)
+  --pidfile[=FILE]       create a locked pidfile (default FILE {DEFAULT_PIDFILE})
   --overwrite-pidfile    replace an existing pidfile instead of refusing
   --monitor              restart the daemon when it crashes
-  --state-file=FILE      crash-survival state (default %s; 'none' disables)
-""" % (DEFAULT_PIDFILE, DEFAULT_STATE_FILE)
+  --state-file=FILE      crash-survival state (default {DEFAULT_STATE_FILE}; 'none' disables)
+"""
 
 
 def parse_args(argv):
