@@ -16,7 +16,10 @@ to libubox's blobmsg_add_json_from_string. This module reproduces both:
   leading zeros, "1.", raw control characters and invalid UTF-8 inside
   strings, lone surrogate escapes (U+FFFD), anything after the top-level
   value; at most 31 nested containers, the top object included; the text
-  ends at a NUL character (C string).
+  ends at a NUL character (C string). A quirk kept on purpose: text that
+  ends inside a comment right after an inner object's '}' is taken as
+  complete, and that inner object becomes the message
+  ('{"a":{"b":1}//' sends {"b":1}), exactly as the real CLI does.
 * blobmsg typing: integers -> int when they fit INT32, else types.Int64,
   saturated to the int64 range; numbers with '.', 'e' or 'E' -> float;
   true/false -> bool; null -> None; strings and member names cut at an
@@ -51,20 +54,31 @@ def parse_object(text):
     if nul >= 0:  # json-c gets a C string
         text = text[:nul]
     parser = _Parser(text)
-    value = parser.value(0)
-    parser.finish()
+    try:
+        value = parser.value(0)
+        parser.finish()
+    except _EndInComment:
+        # json-c quirk: text ending inside a comment right after some inner
+        # object's '}' counts as complete, and that inner object is the result
+        value = parser.closed_obj
     if type(value) is not dict:
         raise BlobError("JSON message is not an object")
     return value
 
 
+class _EndInComment(Exception):
+    """The text ended inside a comment that follows an object's closing brace."""
+
+
 class _Parser:
-    __slots__ = ("s", "i", "n")
+    __slots__ = ("s", "i", "n", "closed_end", "closed_obj")
 
     def __init__(self, text):
         self.s = text
         self.i = 0
         self.n = len(text)
+        self.closed_end = -1  # index just after the last '}' and the object it closed
+        self.closed_obj = None
 
     def fail(self, what):
         if self.i >= self.n:
@@ -74,6 +88,7 @@ class _Parser:
     def skip_ws(self):
         """Skip white space and comments; the next character must exist."""
         s, n = self.s, self.n
+        entry = self.i
         while True:
             i = self.i
             while i < n and s[i] in _WS:
@@ -83,13 +98,16 @@ class _Parser:
                 self.fail("more input expected")
             if s[i] != "/":
                 return
-            self.skip_comment()
+            if not self.skip_comment():
+                if entry == self.closed_end:
+                    raise _EndInComment
+                self.fail("unterminated comment")
 
-    def skip_comment(self, trailing=False):
+    def skip_comment(self):
         """At a '/': skip one comment the way json-c's tokener does.
 
-        `trailing`: after the top-level value, where running out of text
-        inside a comment is fine (json-c has its result) but a lone '/' is not.
+        Returns True, or False when the text ends inside the comment (what
+        that means depends on where). A lone '/' is an error.
         """
         s, n = self.s, self.n
         i = self.i + 1
@@ -99,7 +117,7 @@ class _Parser:
         if s[i] == "/":
             end = s.find("\n", i + 1)
             self.i = n if end < 0 else end + 1
-            return
+            return end >= 0
         if s[i] != "*":
             self.i = i
             self.fail("'/' not starting a comment")
@@ -108,13 +126,11 @@ class _Parser:
             star = s.find("*", i)
             if star < 0 or star + 1 >= n:
                 self.i = n
-                if trailing:
-                    return
-                self.fail("unterminated comment")
+                return False
             i = star + 2
             if s[star + 1] == "/":
                 self.i = i
-                return
+                return True
 
     def finish(self):
         """After the top-level value: json-c still eats white space and comments."""
@@ -126,7 +142,8 @@ class _Parser:
             self.i = i
             if i >= n or s[i] != "/":
                 return  # anything else is ignored
-            self.skip_comment(trailing=True)
+            if not self.skip_comment():
+                return  # the text ended inside a comment: fine at the top level
 
     def value(self, depth):
         self.skip_ws()
@@ -163,8 +180,7 @@ class _Parser:
         result = {}
         self.skip_ws()
         if self.s[self.i] == "}":
-            self.i += 1
-            return result
+            return self.close_object(result)
         while True:
             c = self.s[self.i]
             if c != '"' and c != "'":
@@ -178,16 +194,20 @@ class _Parser:
             result[key] = self.value(depth)
             self.skip_ws()
             c = self.s[self.i]
-            self.i += 1
             if c == "}":
-                return result
+                return self.close_object(result)
             if c != ",":
-                self.i -= 1
                 self.fail("expected ',' or '}'")
+            self.i += 1
             self.skip_ws()
             if self.s[self.i] == "}":  # trailing comma
-                self.i += 1
-                return result
+                return self.close_object(result)
+
+    def close_object(self, result):
+        self.i += 1  # '}'
+        self.closed_end = self.i
+        self.closed_obj = result
+        return result
 
     def array(self, depth):
         if depth > MAX_NESTING:

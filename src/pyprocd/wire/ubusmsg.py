@@ -56,7 +56,6 @@ an error (see above).
 """
 
 import struct
-from dataclasses import dataclass, field
 
 from . import blobmsg
 from .blob import LEN_MASK, BlobError, check_type, encode_attr, iter_attrs
@@ -145,19 +144,38 @@ class RawBlob(bytes):
         return f"RawBlob({bytes(self).hex()})"
 
 
-@dataclass(slots=True)
 class Message:
-    """One ubus message. `attrs`: attribute id -> value (see the module docstring)."""
+    """One ubus message. `attrs`: attribute id -> value (see the module docstring).
 
-    type: int
-    seq: int = 0
-    peer: int = 0
-    attrs: dict = field(default_factory=dict)
-    version: int = 0
-    body: bytes | None = field(default=None, compare=False, repr=False)
+    `body` is set on received messages: their attribute bytes as they came.
+    (A plain slotted class: dataclasses would pull inspect/ast into the daemon.)
+    """
+
+    __slots__ = ("type", "seq", "peer", "attrs", "version", "body")
+
+    def __init__(self, type, seq=0, peer=0, attrs=None, version=0, body=None):  # noqa: A002
+        self.type = type
+        self.seq = seq
+        self.peer = peer
+        self.attrs = {} if attrs is None else attrs
+        self.version = version
+        self.body = body
 
     def get(self, attr_id, default=None):
         return self.attrs.get(attr_id, default)
+
+    def __eq__(self, other):
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.type, self.seq, self.peer, self.version, self.attrs) == (
+            other.type, other.seq, other.peer, other.version, other.attrs)
+
+    __hash__ = None
+
+    def __repr__(self):
+        name = MSG_NAMES.get(self.type, str(self.type))
+        return (f"Message({name}, seq={self.seq}, peer={self.peer:#x}, attrs={self.attrs!r}"
+                + (f", version={self.version}" if self.version else "") + ")")
 
 
 # -------------------------------------------------------------- attribute kinds
