@@ -146,3 +146,20 @@ def test_feed_package_runs_from_bytecode_only(feed_build, tmp_path):
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True,
     )
     assert out.stdout.strip() == f"pyprocd {pyprocd.__version__}"
+
+
+def test_whole_repository_works_as_a_src_git_feed():
+    # OpenWrt's feed scan (include/scan.mk) takes every file named Makefile
+    # that contains `call BuildPackage|KernelPackage|Build/DefaultTargets`.
+    import re
+
+    pattern = re.compile(r"call (Build/DefaultTargets|BuildPackage|KernelPackage)")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        if "Makefile" in filenames:
+            path = os.path.join(dirpath, "Makefile")
+            with open(path, errors="replace") as f:
+                if pattern.search(f.read()):
+                    found.append(os.path.relpath(path, ROOT))
+    assert found == ["feeds/pyprocd/pyprocd/Makefile"]
