@@ -21,7 +21,8 @@
 #                     `service` (default 0: fail like any call to a missing
 #                     object, so a service never silently changes manager)
 # Where no procd runs, pyprocd serves `service` itself and this file is a
-# no-op (the object option is then `service`).
+# no-op (the object option is then `service`). At boot pyprocd is up once
+# S11pyprocd has run: opt in only scripts with START above 11.
 # Runs under busybox ash; POSIX sh only.
 
 if [ -z "$PYPROCD_OBJECT" ]; then
