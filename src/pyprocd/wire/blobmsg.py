@@ -390,13 +390,14 @@ def _decode_list(buf, pos, end, is_table, strict, depth):
     if depth > MAX_DEPTH:
         raise BlobError(f"nesting deeper than {MAX_DEPTH} levels")
     result = {} if is_table else []
+    unpack_be32, unpack_be16, cached_name = _unpack_be32, _unpack_be16, _decoded_names.get
     while pos < end:
         avail = end - pos
         if avail < 4:
             if strict:
                 raise BlobError(f"{avail} stray bytes after the last attribute")
             break
-        word = _unpack_be32(buf, pos)[0]
+        word = unpack_be32(buf, pos)[0]
         raw = word & 0xFFFFFF
         padded = (raw + 3) & ~3
         if padded > avail or raw == 0:
@@ -408,7 +409,7 @@ def _decode_list(buf, pos, end, is_table, strict, depth):
             _not_blobmsg(buf, pos, word, avail, strict)
             pos += padded
             continue
-        namelen = _unpack_be16(buf, pos + 4)[0]
+        namelen = unpack_be16(buf, pos + 4)[0]
         vstart = pos + 4 + ((namelen + 6) & ~3)
         vend = pos + raw
         n = vend - vstart
@@ -434,7 +435,10 @@ def _decode_list(buf, pos, end, is_table, strict, depth):
         else:
             value = _decode_rare(buf, btype, vstart, n)
         if is_table:
-            name = _name_from(buf[pos + 6:pos + 6 + namelen]) if namelen else ""
+            raw_name = buf[pos + 6:pos + 6 + namelen]
+            name = cached_name(raw_name)
+            if name is None:
+                name = _name_from(raw_name)
             if name not in result:  # first occurrence wins, as in blobmsg_parse
                 result[name] = value
         else:
@@ -579,8 +583,11 @@ def _render(parts, value, level):
         raise BlobError(f"cannot render {type(value).__name__} as blobmsg JSON")
 
 
+_SEPARATORS = ["\n" + "\t" * min(level, 16) for level in range(MAX_DEPTH + 2)]
+
+
 def _separator(level):
-    return "\n" + "\t" * min(level, 16)
+    return _SEPARATORS[level]
 
 
 def _render_list(parts, items, level, is_table):
@@ -673,16 +680,35 @@ def _c_string(buf, start, end):
     return buf[start:nul if nul >= 0 else end].decode("utf-8", "surrogateescape")
 
 
+_quoted_names = {}
+
+
+def _quoted_name(raw):
+    """The JSON text of name bytes `raw` ("" for an empty name), cached."""
+    cut = raw.find(b"\0")
+    name = (raw if cut < 0 else raw[:cut]).decode("utf-8", "surrogateescape")
+    quoted = _quote(name) if name else ""
+    if len(_quoted_names) > 4096:
+        _quoted_names.clear()
+    _quoted_names[raw] = quoted
+    return quoted
+
+
 def _format_element(parts, buf, pos, word, without_name, level):
     raw = word & LEN_MASK
     if _element_error(buf, pos, raw, False) is not None:
         return  # blobmsg_check_attr failed: libubox prints nothing
-    end = pos + raw
     if not without_name:
-        # blobmsg_name() reads a name header even where the attribute has none
-        name = _c_string(buf, pos + 6, len(buf))
-        if name:
-            parts.append(_quote(name))
+        if word & _EXT:  # the name is valid here: NUL-terminated at namelen
+            raw_name = buf[pos + 6:pos + 6 + _unpack_be16(buf, pos + 4)[0]]
+            quoted = _quoted_names.get(raw_name)
+            if quoted is None:
+                quoted = _quoted_name(raw_name)
+        else:  # blobmsg_name() reads a name header even where there is none
+            nul = buf.find(b"\0", pos + 6)
+            quoted = _quoted_name(buf[pos + 6:nul if nul >= 0 else len(buf)])
+        if quoted:
+            parts.append(quoted)
             parts.append(": " if level >= 0 else ":")
     start, end = _value_span(buf, pos, word)
     btype = (word & ID_MASK) >> 24
