@@ -28,6 +28,8 @@ ARRAY_PARAMS = {"command", "netdev", "file", "respawn", "watch", "watchdog"}
 INT_PARAMS = {"nice", "term_timeout"}
 BOOL_PARAMS = {"stdout", "stderr", "no_new_privs"}
 RELOAD_DELAY = 1000  # PROCD_RELOAD_DELAY default, ms
+# procd substitutes %package% from the event's data when the trigger runs.
+FORWARDED_EVENT = '{"type":"config.change","data":{"package":"%package%"}}'
 
 
 def _param_value(key, args):
@@ -75,6 +77,9 @@ def procd_messages(records):
                 msg.setdefault("triggers", []).append(
                     ["config.change", ["if", ["eq", "package", package], action], RELOAD_DELAY]
                 )
+        elif name == "procd_add_raw_trigger":
+            event, delay, *command = args
+            msg.setdefault("triggers", []).append([event, [["run_script", *command]], int(delay)])
         elif name == "procd_close_service":
             messages.append(msg)
     return messages
@@ -145,7 +150,10 @@ def test_default_config_starts_pyprocd_under_its_own_object(shell, tmp_path):
                     ["if", ["eq", "package", "pyprocd"],
                      ["run_script", "/etc/init.d/pyprocd", "reload"]],
                     RELOAD_DELAY,
-                ]
+                ],
+                # every config.change is handed on to pyprocd's object
+                ["config.change", [["run_script", "/bin/ubus", "call", "pyprocd", "event",
+                                    FORWARDED_EVENT]], 100],
             ],
         }
     ]
@@ -173,6 +181,12 @@ config pyprocd 'main'
     assert instance["respawn"] == ["3600", "2", "0"]
     assert instance["term_timeout"] == 30
     assert ["ubus", "-s", "/tmp/test ubus.sock", "-t", "10", "wait_for", "supervisor"] in records
+    assert message["triggers"][1] == [
+        "config.change",
+        [["run_script", "/bin/ubus", "-s", "/tmp/test ubus.sock", "call", "supervisor", "event",
+          FORWARDED_EVENT]],
+        100,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,12 @@ def test_helper_drives_the_installed_daemon(tmp_path, installed):
         pid = instance["pid"]
         assert os.path.exists(f"/proc/{pid}")
 
+        # What the init script's raw trigger makes procd run on reload_config
+        # (procd has put the package name in for %package%).
+        forwarded = ubus("call", "pyprocd", "event",
+                         '{"type":"config.change","data":{"package":"demo"}}')
+        assert forwarded.returncode == 0, forwarded.stderr
+
         shell("""ubus call service delete '{"name": "demo"}'""")
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), "the instance to stop")
         wait_until(lambda: json.loads(shell("ubus call service list '{\"name\": \"demo\"}'")
