@@ -22,7 +22,7 @@
 #                     object, so a service never silently changes manager)
 # Where no procd runs, pyprocd serves `service` itself and this file is a
 # no-op (the object option is then `service`). At boot pyprocd is up once
-# S11pyprocd has run: opt in only scripts with START above 11.
+# S13pyprocd has run: opt in only scripts with START above 13.
 # Runs under busybox ash; POSIX sh only.
 
 if [ -z "$PYPROCD_OBJECT" ]; then
