@@ -166,6 +166,24 @@ def test_postinst_byte_compiles_and_prerm_cleans(tmp_path, built_ipk):
     assert not list(package_dir.rglob("__pycache__"))
 
 
+def test_feed_index_lists_the_package(tmp_path):
+    import hashlib
+
+    ipk_path = mkipk.build(tmp_path)
+    index = mkipk.write_index(ipk_path)
+    text = index.read_text()
+    assert text.endswith("\n\n")
+    fields = dict(line.split(": ", 1) for line in text.strip().splitlines())
+    raw = ipk_path.read_bytes()
+    assert fields["Filename"] == ipk_path.name
+    assert int(fields["Size"]) == len(raw)
+    assert fields["SHA256sum"] == hashlib.sha256(raw).hexdigest()
+    control = Ipk(ipk_path).fields()
+    assert {k: v for k, v in fields.items() if k in control} == control
+    assert list(fields)[-1] == "Description"
+    assert gzip.decompress((tmp_path / "Packages.gz").read_bytes()).decode() == text
+
+
 def test_make_ipk_target_writes_dist(tmp_path):
     # The Makefile target is the documented command; run it with dist/ elsewhere.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
@@ -176,3 +194,4 @@ def test_make_ipk_target_writes_dist(tmp_path):
     assert out.returncode == 0, out.stderr
     built = list(tmp_path.glob("pyprocd_*_all.ipk"))
     assert len(built) == 1 and str(built[0]) in out.stdout
+    assert f"Filename: {built[0].name}" in (tmp_path / "Packages").read_text()

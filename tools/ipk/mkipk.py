@@ -18,6 +18,8 @@ disable it on removal), which in turn run our postinst-pkg/prerm-pkg.
 
 The Python modules ship as sources: the router's own python3 byte-compiles
 them in postinst-pkg (see openwrt/README.md for the measurements behind it).
+Beside the .ipk it writes Packages and Packages.gz, so the output directory
+is an opkg feed (`src/gz pyprocd <URL of the directory>`).
 """
 
 import argparse
@@ -236,6 +238,29 @@ def build(out_dir, python_version=None):
     return path
 
 
+def write_index(ipk_path):
+    """Packages and Packages.gz beside the .ipk: an opkg feed of one package.
+
+    The stanza is the package's control file with Filename, Size and
+    SHA256sum before Description, as OpenWrt's ipkg-make-index.sh writes it.
+    """
+    import hashlib
+
+    ipk_path = Path(ipk_path)
+    raw = ipk_path.read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(raw)), mode="r:") as outer:
+        control_tar = gzip.decompress(outer.extractfile("./control.tar.gz").read())
+    with tarfile.open(fileobj=io.BytesIO(control_tar), mode="r:") as tar:
+        control = tar.extractfile("./control").read().decode()
+    extra = (f"Filename: {ipk_path.name}\nSize: {len(raw)}\n"
+             f"SHA256sum: {hashlib.sha256(raw).hexdigest()}\n")
+    stanza = control.replace("\nDescription:", "\n" + extra + "Description:", 1)
+    index = stanza.rstrip("\n") + "\n\n"
+    (ipk_path.parent / "Packages").write_text(index)
+    (ipk_path.parent / "Packages.gz").write_bytes(_gzip(index.encode()))
+    return ipk_path.parent / "Packages"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "dist"), help="output directory (dist/)")
@@ -246,7 +271,8 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     path = build(args.out, args.python_version)
-    print(f"{path} ({path.stat().st_size} bytes)")
+    write_index(path)
+    print(f"{path} ({path.stat().st_size} bytes), feed index {path.parent}/Packages(.gz)")
     return 0
 
 
