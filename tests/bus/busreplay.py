@@ -115,7 +115,7 @@ def connect(path):
 
 
 def describe(raw):
-    v, t, seq, peer = F.header(raw)
+    _v, t, seq, peer = F.header(raw)
     return f"type={t} seq={seq} peer={peer:08x} body={bytes(raw[8:]).hex()}"
 
 

@@ -9,17 +9,13 @@ bus and compared byte for byte. A client connection is closed after its last
 captured message, which is what makes e.g. the final NOTIFY ACTIVE=0 appear.
 """
 
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import busreplay as R  # noqa: E402
-from tests.conftest import load_vectors  # noqa: E402
-
-from pyprocd.bus.broker import Broker  # noqa: E402
-from pyprocd.loop import Loop  # noqa: E402
+from pyprocd.bus.broker import Broker
+from pyprocd.loop import Loop
+from tests.bus import busreplay as R
+from tests.conftest import load_vectors
 
 
 def root_credentials(sock):

@@ -7,7 +7,6 @@ message the real CLI sent (same seq numbers, attributes, padding). Then the
 CLI's stdout, stderr and exit code must equal the recorded ones.
 """
 
-import os
 import signal
 import socket
 import subprocess
@@ -16,11 +15,9 @@ import threading
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import busreplay as R  # noqa: E402
-from tests.conftest import load_vectors  # noqa: E402
-
-from pyprocd.bus import frame as F  # noqa: E402
+from pyprocd.bus import frame as F
+from tests.bus import busreplay as R
+from tests.conftest import load_vectors
 
 
 def cli_commands():
@@ -51,7 +48,7 @@ class FakeUbusd(threading.Thread):
     def run(self):
         try:
             self._serve()
-        except Exception as e:  # reported by the test
+        except Exception as e:  # noqa: BLE001 - reported by the test
             self.errors.append(f"{type(e).__name__}: {e}")
         finally:
             self.reached_last_request.set()

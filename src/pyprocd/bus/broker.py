@@ -32,8 +32,24 @@ def random_id():
 
 
 class Client:
-    __slots__ = ("sock", "fd", "id", "uid", "gid", "user", "group", "reader", "outq",
-                 "out_bytes", "objects", "monitor", "mon_seq", "lookup", "inbox", "closed")
+    __slots__ = (
+        "closed",
+        "fd",
+        "gid",
+        "group",
+        "id",
+        "inbox",
+        "lookup",
+        "mon_seq",
+        "monitor",
+        "objects",
+        "out_bytes",
+        "outq",
+        "reader",
+        "sock",
+        "uid",
+        "user",
+    )
 
     def __init__(self, sock, client_id, creds):
         self.sock = sock
@@ -52,7 +68,7 @@ class Client:
 
 
 class ObjType:
-    __slots__ = ("id", "signature", "refs")
+    __slots__ = ("id", "refs", "signature")
 
     def __init__(self, type_id, methods):
         self.id = type_id
@@ -61,7 +77,7 @@ class ObjType:
 
 
 class Obj:
-    __slots__ = ("id", "path", "type", "owner", "subscribers", "subscriptions", "seq")
+    __slots__ = ("id", "owner", "path", "seq", "subscribers", "subscriptions", "type")
 
     def __init__(self, obj_id, owner, obj_type):
         self.id = obj_id
@@ -78,7 +94,7 @@ class Obj:
 
 
 class Pattern:
-    __slots__ = ("obj", "text", "partial", "order")
+    __slots__ = ("obj", "order", "partial", "text")
 
     def __init__(self, obj, text, order):
         self.partial = text.endswith(b"*")
@@ -220,7 +236,7 @@ class Broker:
         try:
             self._monitor(client, raw, sent=False)
             self._handle(client, raw)
-        except Exception as e:  # one client's garbage must never take the bus down
+        except Exception as e:  # noqa: BLE001 - one client's garbage must never take the bus down
             self.log(f"dropping client {client.id:08x}: {type(e).__name__}: {e}")
             self._disconnect(client)
 
@@ -306,13 +322,13 @@ class Broker:
         objid = attrs.u32(F.A_OBJID)
         needed = F.A_DATA if raw[1] == F.DATA else F.A_STATUS
         if objid is None or needed not in attrs:
-            return None
+            return
         obj = self.objects.get(objid)
         caller = self.clients.get(peer)
         if obj is None or obj.owner is not client or caller is None:
-            return None
+            return
         self._send(caller, raw[:4] + struct.pack(">I", objid) + raw[8:])
-        return None
+        return
 
     # -- lookup ------------------------------------------------------------------
 
@@ -619,9 +635,10 @@ class Broker:
             monitor.mon_seq = (monitor.mon_seq + 1) & 0xFFFF
             self._send(monitor, F.message(F.MONITOR, monitor.mon_seq, 0, body))
 
-    _HANDLERS = {
+    _HANDLERS = {  # noqa: RUF012 - read-only dispatch table
         F.STATUS: _reply_forward, F.DATA: _reply_forward, F.PING: _ping, F.LOOKUP: _lookup,
         F.INVOKE: _invoke, F.ADD_OBJECT: _add_object, F.REMOVE_OBJECT: _remove_object,
         F.SUBSCRIBE: _subscribe, F.UNSUBSCRIBE: _unsubscribe, F.NOTIFY: _notify,
     }
-    _SYSTEM = {SYSTEM_EVENT: _event_call, SYSTEM_ACL: _acl_call, SYSTEM_MONITOR: _monitor_call}
+    _SYSTEM = {  # noqa: RUF012 - read-only dispatch table
+        SYSTEM_EVENT: _event_call, SYSTEM_ACL: _acl_call, SYSTEM_MONITOR: _monitor_call}

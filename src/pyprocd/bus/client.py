@@ -62,7 +62,7 @@ def _log(text):
 class ObjectInfo:
     """One LOOKUP result."""
 
-    __slots__ = ("path", "id", "type_id", "signature")
+    __slots__ = ("id", "path", "signature", "type_id")
 
     def __init__(self, path, obj_id, type_id, signature):
         self.path, self.id, self.type_id, self.signature = path, obj_id, type_id, signature
@@ -91,8 +91,10 @@ class UbusObject:
     """
 
     def __init__(self, name=None, methods=None, *, catch_all=None, on_subscribe=None,
-                 on_remove=None, raw_data=False):
+                 on_remove=None, raw_data=False, fallback=None):
         self.name = name
+        # fallback(invocation, data): methods that are callable but not in the signature
+        self.fallback = fallback
         self.raw_data = raw_data  # handlers get the DATA payload bytes, not a dict
         self.methods = dict(methods or {})
         self.catch_all = catch_all
@@ -109,8 +111,19 @@ class UbusObject:
 class Invocation:
     """An incoming method call on one of our objects."""
 
-    __slots__ = ("client", "obj", "method", "seq", "caller", "user", "group", "no_reply",
-                 "deferred", "done", "_conn")
+    __slots__ = (
+        "_conn",
+        "caller",
+        "client",
+        "deferred",
+        "done",
+        "group",
+        "method",
+        "no_reply",
+        "obj",
+        "seq",
+        "user",
+    )
 
     def __init__(self, client, obj, method, seq, caller, user, group, no_reply):
         self.client, self.obj, self.method = client, obj, method
@@ -144,7 +157,7 @@ class Invocation:
 
 
 class Request:
-    __slots__ = ("seq", "peer", "raw", "on_data", "on_done", "timer", "status", "sent_on")
+    __slots__ = ("on_data", "on_done", "peer", "raw", "sent_on", "seq", "status", "timer")
 
     def __init__(self, seq, peer, raw, on_data, on_done):
         self.seq, self.peer, self.raw = seq, peer, raw
@@ -625,9 +638,12 @@ class UbusClient:
         handler = obj.catch_all
         if handler is None:
             entry = obj.methods.get(method)
-            if entry is None:
+            if entry is not None:
+                handler = entry[1]
+            elif obj.fallback is not None:
+                handler = obj.fallback
+            else:
                 return invocation.complete(F.METHOD_NOT_FOUND)
-            handler = entry[1]
         payload = full.payload(F.A_DATA)
         if payload is None:
             return invocation.complete(F.INVALID_ARGUMENT)
@@ -638,7 +654,7 @@ class UbusClient:
             return invocation.complete(F.INVALID_ARGUMENT)
         try:
             status = handler(invocation, data)
-        except Exception as e:  # a handler bug must not kill the connection
+        except Exception as e:  # noqa: BLE001 - a handler bug must not kill the connection
             self.log(f"{obj.name}.{method}: handler failed: {type(e).__name__}: {e}")
             status = F.UNKNOWN_ERROR
             invocation.deferred = False

@@ -139,7 +139,7 @@ def _type_ok(blob_type, payload_len, buf, payload_end):
 class Attrs:
     """Top-level attributes of one message body, parsed with a policy (wrong type = absent)."""
 
-    __slots__ = ("body", "_spans")
+    __slots__ = ("_spans", "body")
 
     def __init__(self, body, policy=UBUSD_POLICY):
         self.body = body

@@ -307,7 +307,7 @@ def cmd_listen(session, args):
     status = session.wait(lambda cb: session.client.add_object(listener, cb))[0]
     for pattern in patterns:
         if not status:
-            status = session.wait(lambda cb: session.client.listen(listener, pattern, cb))[0]
+            status = session.wait(lambda cb, p=pattern: session.client.listen(listener, p, cb))[0]
         if status:
             if not opts.simple:
                 err(f"Error while registering for event '{pattern}': {F.strerror(status)}\n")
@@ -330,7 +330,7 @@ def cmd_subscribe(session, args):
     status = session.wait(lambda cb: session.client.add_object(subscriber, cb))[0]
     for path in args:
         if not status:
-            status = session.wait(lambda cb: session.client.subscribe(subscriber, path, cb))[0]
+            status = session.wait(lambda cb, p=path: session.client.subscribe(subscriber, p, cb))[0]
         if status:
             if not opts.simple:
                 err(f"Error while registering for event '{args[0]}': {F.strerror(status)}\n")

@@ -1,0 +1,105 @@
+"""`pyprocd [-s SOCKET] [--object NAME] [--syslog PATH]`: the supervisor, in the foreground.
+
+One loop, one ServiceManager, the `service` object on the bus. SIGTERM/SIGINT
+stop every instance (term_timeout, then SIGKILL) before the process exits.
+
+Structure, for the options still to come (--detach/--pidfile/--monitor,
+UCI settings): `parse_args(argv)` -> options, `build_daemon(options)` -> a
+Daemon wired together but not running, `Daemon.run()` -> exit code. Imports
+are lazy, so a process that only parses arguments (or a --monitor parent)
+stays small.
+"""
+
+import argparse
+import signal
+import sys
+
+DEFAULT_SOCKET = "/var/run/ubus/ubus.sock"
+DEFAULT_SYSLOG = "/dev/log"
+STOP_GRACE = 120.0  # seconds: after this, a stuck shutdown gives up waiting
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="pyprocd", description="procd-compatible supervisor")
+    parser.add_argument("-s", "--socket", default=DEFAULT_SOCKET, help="ubus socket path")
+    parser.add_argument("--object", default="service",
+                        help="name of the ubus object (default: service)")
+    parser.add_argument("--syslog", default=DEFAULT_SYSLOG,
+                        help="syslog socket for instance output and daemon messages")
+    return parser.parse_args(argv)
+
+
+class Daemon:
+    """The wired-up supervisor. `on_ready()` runs once the object is on the bus."""
+
+    def __init__(self, loop, manager, client, api, log, closers=()):
+        self.loop = loop
+        self.manager = manager
+        self.client = client
+        self.api = api
+        self.log = log
+        self.on_ready = None
+        self._closers = list(closers)
+        self._stopping = False
+        self._published_once = False
+
+    def run(self):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(signum, self.shutdown)
+        self.loop.add_signal_handler(signal.SIGHUP, lambda _signum: None)
+        self.client.on_connect = lambda: self.log("connected to ubus")
+        self.client.on_disconnect = lambda: self.log("lost ubus, reconnecting")
+        self.api.publish(self._published)
+        self.client.start()
+        try:
+            self.loop.run()
+        finally:
+            self.close()
+        return 0
+
+    def _published(self, status):
+        if status:
+            self.log(f"cannot register ubus object {self.api.obj.name!r}: status {status}")
+            return
+        if not self._published_once:
+            self._published_once = True
+            if self.on_ready is not None:
+                self.on_ready()
+
+    def shutdown(self, signum=None):
+        """Stop all instances, then leave the loop (a second signal does not hurry it)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.log("stopping all instances")
+        self.manager.stop_all(self.loop.stop)
+        self.loop.call_later(STOP_GRACE, self.loop.stop)
+
+    def close(self):
+        self.client.close()
+        for close in self._closers:
+            close()
+        self.loop.close()
+
+
+def build_daemon(options):
+    from pyprocd.api.service import ServiceApi
+    from pyprocd.bus.client import UbusClient
+    from pyprocd.core.manager import ServiceManager
+    from pyprocd.loop import Loop
+    from pyprocd.process.logsink import DaemonLog, SyslogSink
+    from pyprocd.process.spawn import Spawner
+
+    loop = Loop()
+    sink = SyslogSink(options.syslog)
+    log = DaemonLog(sink=sink)
+    spawner = Spawner(loop, sink, log=log)
+    manager = ServiceManager(loop, spawner, log=log)
+    client = UbusClient(loop, options.socket, log=log)
+    api = ServiceApi(client, manager, options.object, log=log)
+    return Daemon(loop, manager, client, api, log, closers=[sink.close])
+
+
+def main(argv=None):
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    return build_daemon(options).run()
