@@ -380,6 +380,19 @@ class DeclaredServices:
 # -- daemon hook -------------------------------------------------------------------
 
 
+def given_options(parser, argv):
+    """Destinations of the argparse options that appear in argv (so UCI
+    settings never override what the command line says, even a default)."""
+    given = set()
+    for action in parser._actions:
+        for flag in action.option_strings:
+            if any(arg == flag or (flag.startswith("--") and arg.startswith(flag + "="))
+                   or (not flag.startswith("--") and arg.startswith(flag) and len(arg) > 2)
+                   for arg in argv):
+                given.add(action.dest)
+    return given
+
+
 def fill_options(options, defaults, log=None):
     """Options the command line left at their defaults take the UCI values.
 
@@ -394,9 +407,13 @@ def fill_options(options, defaults, log=None):
         if log is not None:
             log(f"cannot read {confdir}/{PACKAGE}: uci: {e.message()}", LOG_ERR)
         settings = Settings()
+    given = getattr(options, "given", None)  # set by given_options(), if known
     for attr, default in defaults.items():
         value = getattr(settings, attr, None)
-        if value and getattr(options, attr, default) == default:
+        if not value:
+            continue
+        explicit = attr in given if given is not None else getattr(options, attr, default) != default
+        if not explicit:
             setattr(options, attr, value)
     options.respawn_defaults = settings.respawn_defaults
     return settings
