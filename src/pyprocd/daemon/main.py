@@ -46,7 +46,8 @@ class Daemon:
     def run(self):
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.shutdown)
-        self.loop.add_signal_handler(signal.SIGHUP, lambda _signum: None)
+        # SIGHUP keeps the disposition we inherited (procd under nohup: ignored,
+        # and instances inherit that); a reload action may be bound to it later.
         self.client.on_connect = lambda: self.log("connected to ubus")
         self.client.on_disconnect = lambda: self.log("lost ubus, reconnecting")
         self.api.publish(self._published)

@@ -1,0 +1,129 @@
+"""A real stack for end-to-end tests: `pyprocd bus` and the daemon as processes.
+
+Everything goes over a unix socket in the test's temp dir; every process
+started here is stopped by pid and waited for.
+"""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from pyprocd.bus import ubuscli
+from pyprocd.bus.client import BlockingUbus
+
+START_DEADLINE = 60.0
+
+
+def wait_for(condition, timeout=START_DEADLINE, step=0.02):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def object_listed(socket_path, name):
+    try:
+        with BlockingUbus(socket_path, timeout=5) as bus:
+            status, objects = bus.lookup(name)
+            return status == 0 and bool(objects)
+    except OSError:
+        return False
+
+
+class Stack:
+    def __init__(self, tmp_path, object_name="service", ignore_hup=True):
+        self.dir = tmp_path
+        self.socket = str(tmp_path / "ubus.sock")
+        self.syslog = str(tmp_path / "log.sock")
+        self.object = object_name
+        self.env = dict(os.environ)
+        self.ignore_hup = ignore_hup
+        self.bus = None
+        self.daemon = None
+
+    def start_bus(self):
+        self.bus = subprocess.Popen([sys.executable, "-m", "pyprocd", "bus", "-s", self.socket],
+                                    env=self.env)
+        assert wait_for(lambda: os.path.exists(self.socket)), "bus did not start"
+
+    def start_daemon(self, *extra):
+        argv = [sys.executable, "-m", "pyprocd", "-s", self.socket, "--syslog", self.syslog,
+                "--object", self.object, *extra]
+        # procd was recorded as a nohup job: instances inherit SIGHUP ignored.
+        old = signal.signal(signal.SIGHUP, signal.SIG_IGN if self.ignore_hup else signal.SIG_DFL)
+        try:
+            self.daemon = subprocess.Popen(argv, env=self.env)
+        finally:
+            signal.signal(signal.SIGHUP, old)
+        assert wait_for(lambda: object_listed(self.socket, self.object)), "daemon not on the bus"
+
+    def start(self):
+        self.start_bus()
+        self.start_daemon()
+        return self
+
+    def base_env(self):
+        return {k.encode(): v.encode() for k, v in self.env.items()}
+
+    def ubus(self, *argv):
+        """Run the ubus CLI in this process (script mode): (exit code, stdout, stderr)."""
+        out, err = io.BytesIO(), io.BytesIO()
+        saved = sys.stdout, sys.stderr
+        sys.stdout = io.TextIOWrapper(out, write_through=True)
+        sys.stderr = io.TextIOWrapper(err, write_through=True)
+        wrappers = sys.stdout, sys.stderr
+        real_isatty = os.isatty
+        os.isatty = lambda fd: False  # as in scripts: the recorded regime
+        try:
+            code = ubuscli.main(["-s", self.socket, *argv])
+        finally:
+            os.isatty = real_isatty
+            sys.stdout, sys.stderr = saved
+            for wrapper in wrappers:
+                wrapper.detach()  # keep the BytesIO open
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+    def call(self, method, request):
+        """(status, reply) of `ubus call <object> method [json]`, from its exit code and stdout."""
+        args = ["call", self.object, method]
+        if request is not None:
+            args.append(json.dumps(request, separators=(",", ":")))
+        code, stdout, stderr = self.ubus(*args)
+        if code == 0:
+            return 0, json.loads(stdout) if stdout.strip() else None
+        assert stderr.startswith("Command failed: ubus call "), stderr
+        return (256 - code) & 0xFF, None
+
+    def stop_daemon(self, timeout=60):
+        if self.daemon is None:
+            return None
+        if self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        code, self.daemon = self.daemon.returncode, None
+        return code
+
+    def stop_bus(self):
+        if self.bus is not None:
+            if self.bus.poll() is None:
+                self.bus.send_signal(signal.SIGTERM)
+                try:
+                    self.bus.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.bus.kill()
+                    self.bus.wait()
+            self.bus = None
+
+    def close(self):
+        self.stop_daemon()
+        self.stop_bus()
