@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.conftest import load_vectors
 from pyprocd.wire import blob, blobmsg
 from pyprocd.wire.blob import BlobError
+from tests.conftest import load_vectors
 
 VECTORS = load_vectors("blobmsg")
 

@@ -10,7 +10,8 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyprocd.wire import blobmsg, ubusmsg as um
+from pyprocd.wire import blobmsg
+from pyprocd.wire import ubusmsg as um
 from pyprocd.wire.blob import BlobError
 from pyprocd.wire.types import Int16, Int64
 

@@ -135,7 +135,7 @@ def test_differential_random_text_against_json_c(text):
 
 _string_pieces = st.one_of(
     st.text(max_size=3),
-    st.integers(0, 0xFFFF).map(lambda c: "\\u%04x" % c),
+    st.integers(0, 0xFFFF).map(lambda c: f"\\u{c:04x}"),
     st.sampled_from(["\\ud800", "\\udbff\\udfff", "\\udc00", "\\ud800\\u0041", "\\\\", '\\"',
                      "'", "\\u00", "\x00", "\udcff", "\\ud800\\ud800\\udc00"]))
 

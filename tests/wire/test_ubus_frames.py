@@ -2,9 +2,10 @@
 
 import pytest
 
-from tests.conftest import load_vectors
-from pyprocd.wire import blobmsg, ubusmsg as um
+from pyprocd.wire import blobmsg
+from pyprocd.wire import ubusmsg as um
 from pyprocd.wire.blob import BlobError
+from tests.conftest import load_vectors
 
 SESSIONS = load_vectors("ubus-sessions")
 FRAMES = [(s["name"], m) for s in SESSIONS["sessions"] for m in s["messages"]]
@@ -51,9 +52,7 @@ def _check_attr_values(msg_type, attrs, recorded):
                 assert value.hex() == rec["hex"][8:]
             else:
                 assert value == rec["value"]
-        elif not monitor and rec["id"] in (um.ATTR_ACTIVE, um.ATTR_NO_REPLY):
-            assert value is bool(rec["value"])
-        elif monitor and rec["id"] == um.MONITOR_SEND:
+        elif not monitor and rec["id"] in (um.ATTR_ACTIVE, um.ATTR_NO_REPLY) or monitor and rec["id"] == um.MONITOR_SEND:
             assert value is bool(rec["value"])
         else:
             assert value == rec["value"]

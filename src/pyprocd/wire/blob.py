@@ -19,9 +19,24 @@ Everything in this package that rejects untrusted bytes raises `BlobError`
 import struct
 
 __all__ = [
-    "BlobError", "ATTR_EXTENDED", "ID_MASK", "LEN_MASK", "MAX_LEN",
-    "UNSPEC", "NESTED", "BINARY", "STRING", "INT8", "INT16", "INT32", "INT64", "DOUBLE",
-    "pad4", "encode_attr", "iter_attrs", "check_type",
+    "ATTR_EXTENDED",
+    "BINARY",
+    "DOUBLE",
+    "ID_MASK",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "LEN_MASK",
+    "MAX_LEN",
+    "NESTED",
+    "STRING",
+    "UNSPEC",
+    "BlobError",
+    "check_type",
+    "encode_attr",
+    "iter_attrs",
+    "pad4",
 ]
 
 

@@ -62,12 +62,34 @@ from .blob import check_type as blob_check_type
 from .types import Int16, Int64
 
 __all__ = [
-    "BlobError", "UNSPEC", "ARRAY", "TABLE", "STRING", "INT64", "INT32", "INT16", "INT8",
-    "BOOL", "DOUBLE", "TYPE_NAMES", "MAX_DEPTH",
-    "encode_attr", "encode_table", "encode_array", "encode_buffer",
-    "decode_table", "decode_array", "decode_buffer",
-    "from_json", "to_json", "format_json", "format_buffer",
-    "check_attr_len", "check_attr", "check_array_len", "name_header",
+    "ARRAY",
+    "BOOL",
+    "DOUBLE",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "MAX_DEPTH",
+    "STRING",
+    "TABLE",
+    "TYPE_NAMES",
+    "UNSPEC",
+    "BlobError",
+    "check_array_len",
+    "check_attr",
+    "check_attr_len",
+    "decode_array",
+    "decode_buffer",
+    "decode_table",
+    "encode_array",
+    "encode_attr",
+    "encode_buffer",
+    "encode_table",
+    "format_buffer",
+    "format_json",
+    "from_json",
+    "name_header",
+    "to_json",
 ]
 
 UNSPEC = 0
@@ -523,7 +545,7 @@ def from_json(text):
     return parse_object(text)
 
 
-_ESCAPES = {i: "\\u%04x" % i for i in range(0x20)}
+_ESCAPES = {i: f"\\u{i:04x}" for i in range(0x20)}
 _ESCAPES.update({8: "\\b", 9: "\\t", 10: "\\n", 13: "\\r", 34: '\\"', 92: "\\\\"})
 
 
@@ -532,9 +554,9 @@ def _quote(s):
 
 
 def _format_double(x):
-    if x != x:
+    if math.isnan(x):  # glibc prints the sign of a NaN
         return "-nan" if math.copysign(1.0, x) < 0 else "nan"
-    return ("%f" % x)[:316]  # libubox formats into a 317-byte buffer
+    return f"{x:f}"[:316]  # printf("%lf") into a 317-byte buffer
 
 
 def to_json(value, indent=False):

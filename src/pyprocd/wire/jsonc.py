@@ -32,7 +32,7 @@ import re
 from .blob import BlobError
 from .types import Int64
 
-__all__ = ["parse_object", "MAX_NESTING"]
+__all__ = ["MAX_NESTING", "parse_object"]
 
 MAX_NESTING = 31  # json-c's default tokener depth 32 leaves room for 31 containers
 _WS = " \t\n\r"  # json-c's is_ws_char (not \v or \f)
@@ -71,7 +71,7 @@ class _EndInComment(Exception):
 
 
 class _Parser:
-    __slots__ = ("s", "i", "n", "closed_end", "closed_obj")
+    __slots__ = ("closed_end", "closed_obj", "i", "n", "s")
 
     def __init__(self, text):
         self.s = text
@@ -299,9 +299,7 @@ class _Parser:
         neg_ok, pos_ok = True, False
         while i < n:
             c = s[i]
-            if "0" <= c <= "9":
-                neg_ok = pos_ok = False
-            elif c == "-" and neg_ok or c == "+" and pos_ok:
+            if "0" <= c <= "9" or c == "-" and neg_ok or c == "+" and pos_ok:
                 neg_ok = pos_ok = False
             elif c == "." and not is_double:
                 is_double = True

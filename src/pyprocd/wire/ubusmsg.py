@@ -61,16 +61,54 @@ from . import blobmsg
 from .blob import LEN_MASK, BlobError, check_type, encode_attr, iter_attrs
 
 __all__ = [
-    "BlobError", "Message", "MessageReader", "RawBlob", "encode", "encode_frame",
-    "decode_attrs", "encode_attrs", "MAX_MESSAGE_LEN", "HEADER_LEN",
-    "HELLO", "STATUS", "DATA", "PING", "LOOKUP", "INVOKE", "ADD_OBJECT", "REMOVE_OBJECT",
-    "SUBSCRIBE", "UNSUBSCRIBE", "NOTIFY", "MONITOR", "MSG_NAMES",
-    "ATTR_UNSPEC", "ATTR_STATUS", "ATTR_OBJPATH", "ATTR_OBJID", "ATTR_METHOD", "ATTR_OBJTYPE",
-    "ATTR_SIGNATURE", "ATTR_DATA", "ATTR_TARGET", "ATTR_ACTIVE", "ATTR_NO_REPLY",
-    "ATTR_SUBSCRIBERS", "ATTR_USER", "ATTR_GROUP", "ATTR_NAMES",
-    "MONITOR_CLIENT", "MONITOR_PEER", "MONITOR_SEND", "MONITOR_SEQ", "MONITOR_TYPE",
-    "MONITOR_DATA", "MONITOR_ATTR_NAMES",
-    "SYSTEM_OBJECT_EVENT", "SYSTEM_OBJECT_ACL", "SYSTEM_OBJECT_MONITOR",
+    "ADD_OBJECT",
+    "ATTR_ACTIVE",
+    "ATTR_DATA",
+    "ATTR_GROUP",
+    "ATTR_METHOD",
+    "ATTR_NAMES",
+    "ATTR_NO_REPLY",
+    "ATTR_OBJID",
+    "ATTR_OBJPATH",
+    "ATTR_OBJTYPE",
+    "ATTR_SIGNATURE",
+    "ATTR_STATUS",
+    "ATTR_SUBSCRIBERS",
+    "ATTR_TARGET",
+    "ATTR_UNSPEC",
+    "ATTR_USER",
+    "DATA",
+    "HEADER_LEN",
+    "HELLO",
+    "INVOKE",
+    "LOOKUP",
+    "MAX_MESSAGE_LEN",
+    "MONITOR",
+    "MONITOR_ATTR_NAMES",
+    "MONITOR_CLIENT",
+    "MONITOR_DATA",
+    "MONITOR_PEER",
+    "MONITOR_SEND",
+    "MONITOR_SEQ",
+    "MONITOR_TYPE",
+    "MSG_NAMES",
+    "NOTIFY",
+    "PING",
+    "REMOVE_OBJECT",
+    "STATUS",
+    "SUBSCRIBE",
+    "SYSTEM_OBJECT_ACL",
+    "SYSTEM_OBJECT_EVENT",
+    "SYSTEM_OBJECT_MONITOR",
+    "UNSUBSCRIBE",
+    "BlobError",
+    "Message",
+    "MessageReader",
+    "RawBlob",
+    "decode_attrs",
+    "encode",
+    "encode_attrs",
+    "encode_frame",
 ]
 
 # Message types (UBUS_MSG_*)
@@ -151,9 +189,9 @@ class Message:
     (A plain slotted class: dataclasses would pull inspect/ast into the daemon.)
     """
 
-    __slots__ = ("type", "seq", "peer", "attrs", "version", "body")
+    __slots__ = ("attrs", "body", "peer", "seq", "type", "version")
 
-    def __init__(self, type, seq=0, peer=0, attrs=None, version=0, body=None):  # noqa: A002
+    def __init__(self, type, seq=0, peer=0, attrs=None, version=0, body=None):
         self.type = type
         self.seq = seq
         self.peer = peer
