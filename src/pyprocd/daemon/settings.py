@@ -33,13 +33,8 @@ Two kinds of sections:
 `DeclaredServices` re-submits them when the package changes.
 """
 
-import shlex
-import signal
-from dataclasses import dataclass
-
 from pyprocd.common import LOG_ERR, LOG_NOTICE, LOG_WARNING
 from pyprocd.uci.model import UciError
-from pyprocd.uci.store import Store
 
 PACKAGE = "pyprocd"
 DEFAULT_CONFDIR = "/etc/config"
@@ -56,14 +51,22 @@ TABLE_KEYS = ("env", "data", "limits")
 ARRAY_KEYS = ("netdev", "file", "watch")
 
 
-@dataclass
 class Settings:
-    """Global settings; None = not configured (the daemon's default applies)."""
+    """Global settings; None = not configured (the daemon's default applies).
 
-    socket: str | None = None
-    syslog: str | None = None
-    object: str | None = None
-    respawn_defaults: tuple = DEFAULT_RESPAWN
+    A plain class, not a dataclass: importing dataclasses pulls in inspect,
+    and the argument-parsing path must stay small.
+    """
+
+    def __init__(self, socket=None, syslog=None, object=None, respawn_defaults=DEFAULT_RESPAWN):
+        self.socket = socket
+        self.syslog = syslog
+        self.object = object
+        self.respawn_defaults = respawn_defaults
+
+    def __repr__(self):
+        return (f"Settings(socket={self.socket!r}, syslog={self.syslog!r}, "
+                f"object={self.object!r}, respawn_defaults={self.respawn_defaults!r})")
 
 
 def _store(confdir, savedir=None):
@@ -72,7 +75,7 @@ def _store(confdir, savedir=None):
     init scripts and for reload-config's checksums."""
     import os
 
-    from pyprocd.uci.store import DEFAULT_CONF2DIR, DEFAULT_SAVEDIR
+    from pyprocd.uci.store import DEFAULT_CONF2DIR, DEFAULT_SAVEDIR, Store
 
     if savedir is None:
         savedir = os.environ.get("PYPROCD_UCI_SAVEDIR", DEFAULT_SAVEDIR)
@@ -172,6 +175,8 @@ def _words(value):
     """A list option as is; an option split like a shell command line."""
     if isinstance(value, list):
         return list(value)
+    import shlex
+
     try:
         return shlex.split(value)
     except ValueError:
@@ -188,6 +193,8 @@ def _table(value):
 
 
 def _signal_number(value):
+    import signal
+
     text = _as_string(value).strip()
     if text.isdigit():
         return int(text)

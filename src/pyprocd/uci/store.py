@@ -10,7 +10,6 @@ an exclusive flock on it, then truncates the savedir delta file.
 import fcntl
 import os
 import stat
-import tempfile
 
 from . import ops
 from .model import (
@@ -334,6 +333,8 @@ class Store:
         """Atomically replace the package file with its export."""
         if text is None:
             text = pkg.export(header=False)
+        import tempfile  # only writers need it (it pulls in random, hashlib)
+
         directory = os.path.dirname(pkg.path) or "."
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{pkg.name}.uci-", dir=directory)
