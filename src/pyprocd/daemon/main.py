@@ -26,7 +26,15 @@ def parse_args(argv):
                         help="name of the ubus object (default: service)")
     parser.add_argument("--syslog", default=DEFAULT_SYSLOG,
                         help="syslog socket for instance output and daemon messages")
-    return parser.parse_args(argv)
+    # issue 4 (UCI): pyprocd's own configuration <confdir>/pyprocd; what the
+    # command line gives explicitly wins over it
+    parser.add_argument("--confdir", default="/etc/config",
+                        help="UCI config directory (settings and declared services)")
+    options = parser.parse_args(argv)
+    from pyprocd.daemon.settings import given_options
+
+    options.given = given_options(parser, argv)
+    return options
 
 
 class Daemon:
@@ -91,6 +99,11 @@ def build_daemon(options):
     from pyprocd.process.logsink import DaemonLog, SyslogSink
     from pyprocd.process.spawn import Spawner
 
+    # issue 4 (UCI): settings fill the options the command line did not give
+    from pyprocd.daemon import settings as uci_settings
+
+    uci_settings.fill_options(options, {"socket": DEFAULT_SOCKET, "object": "service",
+                                        "syslog": DEFAULT_SYSLOG})
     loop = Loop()
     sink = SyslogSink(options.syslog)
     log = DaemonLog(sink=sink)
@@ -98,7 +111,11 @@ def build_daemon(options):
     manager = ServiceManager(loop, spawner, log=log)
     client = UbusClient(loop, options.socket, log=log)
     api = ServiceApi(client, manager, options.object, log=log)
-    return Daemon(loop, manager, client, api, log, closers=[sink.close])
+    daemon = Daemon(loop, manager, client, api, log, closers=[sink.close])
+    # issue 4 (UCI, triggers): trigger engine, `watch`, declared services
+    uci_settings.attach(loop, manager, options.confdir, log, options.respawn_defaults)
+    uci_settings.attach_bus(client, manager.triggers)
+    return daemon
 
 
 def main(argv=None):
