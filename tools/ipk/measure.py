@@ -7,7 +7,9 @@ Builds the .ipk, installs its data tree into temporary roots in three forms
 and times, with this host's python3, the median CPU time of
   - `pyprocd --version` (the installed launcher), and
   - importing every module of the package (what a running daemon loads,
-    at most),
+    at most), and
+  - the daemon itself, from exec until its object is on a `pyprocd bus`
+    (then stopped), with its peak RSS,
 for each form:
   sources   .py only, bytecode never written: OpenWrt's python3 does not
             write .pyc by itself, so this is every start without postinst's
@@ -27,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -85,6 +88,44 @@ def time_command(argv, env, runs):
     return statistics.median(cpu), (statistics.median(peak) if peak else None)
 
 
+def daemon_start(root, env, runs, work):
+    """(median CPU seconds, median VmHWM KiB) of the daemon from exec until its
+    object is on the bus (then it is stopped), against a `pyprocd bus`."""
+    command = [sys.executable, str(root / "usr/bin/pyprocd")]
+    sock = work / "measure-ubus.sock"
+    bus = subprocess.Popen([*command, "bus", "-s", str(sock)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cpu, peak = [], []
+    try:
+        wait_for(sock.exists)
+        for run in range(runs):
+            name = f"measure{run}"
+            daemon = subprocess.Popen(
+                [*command, "-s", str(sock), "--object", name, "--syslog", str(work / "nolog")],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for(lambda n=name: subprocess.run(
+                [*command, "ubus", "-s", str(sock), "list", n], check=False, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0)
+            with open(f"/proc/{daemon.pid}/status") as f:
+                peak.append(int(next(line for line in f if line.startswith("VmHWM")).split()[1]))
+            daemon.terminate()
+            _, status, usage = os.wait4(daemon.pid, 0)
+            daemon.returncode = os.waitstatus_to_exitcode(status)
+            cpu.append(usage.ru_utime + usage.ru_stime)
+    finally:
+        bus.terminate()
+        bus.wait()
+    return statistics.median(cpu), statistics.median(peak)
+
+
+def wait_for(condition, deadline=60.0):
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("measure: condition not met in time")
+        time.sleep(0.02)
+
+
 def forms(base_root, package_dir):
     """Make the three installed forms; yield (name, root)."""
     for name in ("sources", "pycache", "pyc-only"):
@@ -130,6 +171,9 @@ def main(argv=None):
                 cpu, peak = time_command(argv, env, args.runs)
                 timings.append(f"{label}: {cpu * 1000:.1f} ms CPU"
                                + (f", peak RSS {peak} KiB" if peak else ""))
+            cpu, peak = daemon_start(root, env, args.runs, work)
+            timings.append(f"daemon until its object is up (+ stop): {cpu * 1000:.1f} ms CPU, "
+                           f"peak RSS {peak} KiB")
             print(f"{name:9s} package {tree_size(pkg)} B "
                   f"(.py {tree_size(pkg, '*.py')} B, .pyc {tree_size(pkg, '*.pyc')} B)\n"
                   + "".join(f"    {t}\n" for t in timings), end="")
