@@ -17,7 +17,7 @@ bench:
 lint:
 	$(PYTHON) -m ruff check src tests bench
 
-# dist/pyprocd_<version>-<release>_all.ipk for opkg, no OpenWrt SDK needed
+# dist/pyprocd_<version>-r<release>_all.ipk for opkg, no OpenWrt SDK needed
 # (see openwrt/README.md); IPK_PYTHON=3.13 targets another router python3.
 IPK_OUT ?= dist
 ipk:

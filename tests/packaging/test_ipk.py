@@ -27,8 +27,8 @@ def test_file_name_and_control_fields(built_ipk):
     fields = built_ipk.fields()
     release = mkipk.read_manifest()["PYPROCD_RELEASE"]
     assert fields["Package"] == "pyprocd"
-    assert fields["Version"] == f"{pyprocd.__version__}-{release}"
-    assert built_ipk.path.name == f"pyprocd_{pyprocd.__version__}-{release}_all.ipk"
+    assert fields["Version"] == f"{pyprocd.__version__}-r{release}"
+    assert built_ipk.path.name == f"pyprocd_{pyprocd.__version__}-r{release}_all.ipk"
     assert fields["Architecture"] == "all"
     depends = [d.strip() for d in fields["Depends"].split(",")]
     assert depends[0] == "python3-light" and "python3-cffi" in depends

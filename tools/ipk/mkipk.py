@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build pyprocd_<version>-<release>_all.ipk without the OpenWrt SDK.
+"""Build pyprocd_<version>-r<release>_all.ipk without the OpenWrt SDK.
 
     python3 tools/ipk/mkipk.py [--out DIR] [--python-version X.Y]
 
@@ -110,7 +110,9 @@ class Package:
         m = manifest if manifest is not None else read_manifest()
         self.manifest = m
         self.name = "pyprocd"
-        self.version = f"{read_version()}-{m['PYPROCD_RELEASE']}"
+        # <version>-r<release>: how OpenWrt 24.10 (and apk after it) spells a
+        # package version; 23.05's build wrote <version>-<release>.
+        self.version = f"{read_version()}-r{m['PYPROCD_RELEASE']}"
         self.python_version = python_version or m["PYPROCD_IPK_PYTHON_VERSION"]
         self.site_packages = f"/usr/lib/python{self.python_version}/site-packages"
         self.python_package = m["PYPROCD_PYTHON_PACKAGE"]
