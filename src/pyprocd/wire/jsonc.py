@@ -240,10 +240,11 @@ class _Parser:
         i = self.i + 1
         parts = []
         while True:
-            j = i
-            while j < n and s[j] != quote and s[j] != "\\":
-                j += 1
-            if j >= n:
+            j = s.find(quote, i)
+            backslash = s.find("\\", i, j if j >= 0 else n)
+            if backslash >= 0:
+                j = backslash
+            if j < 0:
                 self.i = n
                 self.fail("unterminated string")
             parts.append(s[i:j])
