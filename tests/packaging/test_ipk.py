@@ -2,8 +2,11 @@
 
 import gzip
 import os
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from tests.packaging.pkg_helpers import ROOT, Ipk, mkipk, posix_shell
 
@@ -19,6 +22,30 @@ def test_outer_container_is_ipkg_build_layout(built_ipk):
     assert names == ["./debian-binary", "./data.tar.gz", "./control.tar.gz"]
     assert built_ipk.outer["./debian-binary"] == b"2.0\n"
     assert all(i.isfile() and i.uid == 0 and i.gid == 0 for i in built_ipk.outer_infos)
+
+
+def test_busybox_tar_unpacks_all_three_levels(tmp_path, built_ipk):
+    # opkg's unpacker comes from busybox's; busybox tar is the closest
+    # independent reader here (GNU tar would do too).
+    if not shutil.which("busybox"):
+        pytest.skip("busybox not installed")
+
+    def untar(archive, into):
+        into.mkdir()
+        subprocess.run(["busybox", "tar", "-xzf", str(archive), "-C", str(into)],
+                       check=True, timeout=60)
+        return into
+
+    outer = untar(built_ipk.path, tmp_path / "outer")
+    assert sorted(p.name for p in outer.iterdir()) == [
+        "control.tar.gz", "data.tar.gz", "debian-binary"]
+    control = untar(outer / "control.tar.gz", tmp_path / "control")
+    assert (control / "control").read_text() == built_ipk.control_text("control")
+    assert os.access(control / "postinst", os.X_OK)
+    data = untar(outer / "data.tar.gz", tmp_path / "data")
+    assert os.access(data / "etc/init.d/pyprocd", os.X_OK)
+    assert sorted("/" + str(p.relative_to(data)) for p in data.rglob("*") if p.is_file()) == (
+        built_ipk.files())
 
 
 def test_file_name_and_control_fields(built_ipk):
