@@ -116,6 +116,11 @@ def test_python_package_is_complete_sources(built_ipk):
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in built_ipk.files())
 
 
+def test_scratch_files_are_left_out():
+    assert mkipk._is_scratch("cli.py~") and mkipk._is_scratch(".#cli.py")
+    assert not mkipk._is_scratch("cli.py")
+
+
 def test_build_is_deterministic(tmp_path):
     first = mkipk.build(tmp_path / "a").read_bytes()
     second = mkipk.build(tmp_path / "b").read_bytes()

@@ -103,6 +103,11 @@ def read_version(init_py=SRC_DIR / "pyprocd" / "__init__.py"):
     raise ValueError(f"{init_py}: no __version__")
 
 
+def _is_scratch(name):
+    """Editor and VCS leftovers, dropped like OpenWrt's package-ipkg.mk does."""
+    return name in ("CVS", ".svn", ".git") or name.startswith(".#") or name.endswith("~")
+
+
 class Package:
     """Everything the package is made of, resolved from the manifest."""
 
@@ -131,6 +136,8 @@ class Package:
         for path in sorted(top.rglob("*")):
             rel = path.relative_to(top)
             if path.is_dir() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".pyo"):
+                continue
+            if any(_is_scratch(part) for part in rel.parts):
                 continue
             found.append((f"{self.package_dir}/{rel.as_posix()}", path))
         return found
