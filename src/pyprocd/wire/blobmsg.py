@@ -245,8 +245,9 @@ def _put_container(out, word, hdr, value, depth):
     out += hdr
     depth += 1
     if word == 0x82000000:
+        cached = _name_cache.get
         for key, item in value.items():
-            _put(out, name_header(key), item, depth)
+            _put(out, cached(key) or name_header(key), item, depth)
     else:
         for item in value:
             _put(out, b"\0\0\0\0", item, depth)
