@@ -57,6 +57,8 @@ def parse_args(argv):
     p.add_argument("--reps", type=int, help="interleaved repetitions (5)")
     p.add_argument("--respawns", type=int, help="respawns timed per repetition (5)")
     p.add_argument("--settle", type=float, help="seconds between all-running and idle (1)")
+    p.add_argument("--circus-check-delay", type=float,
+                   help="circus' polling period = its restart delay (0.1; circus' default 5)")
     p.add_argument("--no-install", action="store_true",
                    help="do not pip/apt-get install missing peers; report them unavailable")
     p.add_argument("--tmpdir", help="parent of the benchmark's temp dir (default /tmp)")
@@ -76,7 +78,8 @@ def peer_config(args):
     from .peers.harness import Config
 
     cfg = Config.quick() if args.quick else Config()
-    for field in ("services", "kill", "idle", "reps", "respawns", "settle", "tmpdir"):
+    for field in ("services", "kill", "idle", "reps", "respawns", "settle", "tmpdir",
+                  "circus_check_delay"):
         value = getattr(args, field)
         if value is not None:
             setattr(cfg, field, value)

@@ -54,6 +54,7 @@ class Config:
     install: bool = True
     tmpdir: str | None = None
     keep: bool = False
+    circus_check_delay: float = Circus.check_delay
 
     @classmethod
     def quick(cls):
@@ -260,6 +261,7 @@ def select_peers(names, cfg, say):
 def run(cfg, names=(), say=None):
     """Run the comparison; returns the JSON-able result (see report.py for the table)."""
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    Circus.check_delay = cfg.circus_check_delay
     usable, unavailable = select_peers(set(names), cfg, say)
     samples = {p.name: {key: [] for key, _, _ in METRICS} for p in usable}
     errors = {p.name: [] for p in usable}
