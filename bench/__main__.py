@@ -65,6 +65,8 @@ def parse_args(argv):
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                    help="compare the ratios of two result files and exit")
+    p.add_argument("--markdown", metavar="RESULTS.json",
+                   help="print a result file's peer tables as Markdown (README) and exit")
     args = p.parse_args(argv)
     known = {"peers", *PEER_NAMES, *module_names()}
     unknown = [n for n in args.only if n not in known and n.removeprefix("bench_") not in known]
@@ -140,6 +142,10 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.compare:
         return compare(*args.compare)
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(report.peers_markdown(json.load(f)))
+        return 0
     run_peers, peer_names, modules = plan(args)
     guard.install_signal_handlers()
     guard.become_subreaper()  # orphaned services come back to us, to be cleaned up

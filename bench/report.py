@@ -94,3 +94,32 @@ def modules_table(modules):
         else:
             rows.append([name, "FAILED: " + outcome["error"]])
     return _table(["module result", "value"], rows) if rows else "(no bench modules)"
+
+
+def peers_markdown(results):
+    """The README's Benchmarks tables, from a results file (python3 -m bench --markdown)."""
+    result, m = results["peers"], results["machine"]
+    cfg = result["config"]
+    names = [n for n, p in result["peers"].items() if p.get("available")]
+    machine = (f"Machine: {m['nproc']} cores ({m['cpu']}), kernel {m['kernel']}, "
+               f"Python {m['python']}; {m['date']}; medians of {cfg['reps']} interleaved "
+               f"repetitions, ± IQR/median.")
+    lines = [machine, ""]
+    versions = ", ".join(f"{n} {result['peers'][n]['version']}" for n in names)
+    lines += [f"Versions: {versions}.", ""]
+    lines.append("| metric (lower is better) | " + " | ".join(names) + " |")
+    lines.append("| --- |" + " ---: |" * len(names))
+    for key, label, unit in METRICS:
+        label = label.format(**cfg) + (f" ({unit})" if unit else "")
+        cells = [_with_noise(result["peers"][n]["metrics"][key]["median"],
+                             result["peers"][n]["metrics"][key]["noise"]) for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    ratios = result.get("ratios") or {}
+    if ratios:
+        lines += ["", f"| {SUBJECT}/peer | " + " | ".join(ratios) + " |",
+                  "| --- |" + " ---: |" * len(ratios)]
+        for key, label, _ in METRICS[:-1]:
+            cells = [_with_noise(ratios[n][key]["ratio"], ratios[n][key]["noise"])
+                     for n in ratios]
+            lines.append(f"| {label.format(**cfg)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

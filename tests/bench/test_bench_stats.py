@@ -41,3 +41,26 @@ def test_respawn_gap_is_from_end_stamp_to_next_start_stamp(tmp_path):
     log.write_text("S 10.000\nE 10.002\nS 10,012\nE 10.013\nS 11.013\nE 11.014\nS 11")
     gaps = harness.respawn_gaps(harness.read_stamps(str(log)))
     assert gaps == pytest.approx([0.010, 1.0])
+
+
+def test_result_ratios_and_tables_from_samples():
+    from bench import report
+    from bench.peers.harness import METRICS, Config, Pyprocd, Runit, build_result
+
+    cfg = Config(services=3, kill=2, idle=0.5, reps=2)
+    samples = {
+        "pyprocd": {key: [1.0, 3.0] for key, _, _ in METRICS},
+        "runit": {key: [4.0, 4.0] for key, _, _ in METRICS},
+    }
+    result = build_result(cfg, [Pyprocd, Runit], {"s6": "not installed"}, samples,
+                          {"pyprocd": [], "runit": ["rep 2 start: TimeoutError: 2/3 running"]})
+    assert result["ratios"]["runit"]["start_s"]["ratio"] == 0.5  # median 2.0 / 4.0
+    assert result["peers"]["s6"] == {"available": False, "reason": "not installed"}
+    text = report.peers_table(result)
+    assert "pyprocd/runit" in text and "0.5" in text
+    assert "unavailable: s6: not installed" in text
+    assert "error: runit: rep 2 start" in text
+    md = report.peers_markdown({"peers": result, "machine": {
+        "nproc": 2, "cpu": "X", "kernel": "k", "python": "3.11", "date": "d"}})
+    assert "| start 3 services (s) | 2 ±" in md
+    assert "| pyprocd/peer | runit |" in md
