@@ -57,7 +57,11 @@ def main(argv):
     control = _listen(args["control"], loop, dispatch)
     survival.before_exec.append(control.close)
 
+    stopping = []
+    survival.is_stopping = lambda: bool(stopping)
+
     def shutdown(signum):
+        stopping.append(signum)
         mgr.stop_all(loop.stop)
 
     loop.add_signal_handler(signal.SIGTERM, shutdown)

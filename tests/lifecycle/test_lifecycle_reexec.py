@@ -79,3 +79,18 @@ def test_reexec_keeps_the_pidfile_lock(procs, tmp_path):
     os.kill(daemon, signal.SIGTERM)
     procs.reap(daemon)
     assert not mini.pidfile.exists()
+
+
+def test_sigterm_racing_a_reexec_still_stops_cleanly(procs, tmp_path):
+    mini = Mini(procs, tmp_path)
+    daemon = mini.start()
+    assert mini.call("set", {"name": "s", "instances": {
+        "a": {"command": ["sleep", "1000"]}}})[0] == 0
+    pid = wait_for(lambda: mini.pids("s")["a"], what="instance running")
+    # Both land in the same loop wake-up or around the exec: either way the
+    # SIGTERM is neither lost nor fatal, and it stops the instance.
+    os.kill(daemon, REEXEC_SIGNAL)
+    os.kill(daemon, signal.SIGTERM)
+    assert os.waitstatus_to_exitcode(procs.reap(daemon)) == 0
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="instance stopped")
+    assert not mini.pidfile.exists()

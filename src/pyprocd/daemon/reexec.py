@@ -10,6 +10,10 @@ How (mds-respawn's idea, done with Linux fds):
 3. os.execv(sys.executable, same interpreter options + argv), with
    PYPROCD_REEXEC_FD=<memfd> in the environment.
 
+Control signals (SIGTERM, SIGINT, SIGHUP, SIGUSR1/2, the re-exec signal) are
+blocked across the exec and unblocked once the new image handles them: a
+SIGTERM sent meanwhile is neither lost nor fatal, it stops the new image.
+
 The pid does not change, so every instance stays our child (its exit
 status is still ours to collect; a child that exits during the exec stays a
 zombie until the new image reaps it). Unread output stays in the pipes and
@@ -24,6 +28,7 @@ while a grandchild still holds the pipe open.
 
 import json
 import os
+import signal
 import sys
 
 FORMAT = 1
@@ -54,9 +59,25 @@ def exec_argv():
     return [sys.executable] + list(sys.argv)
 
 
-def handover(state, keep_fds, env_var):
+def control_signals():
+    """Signals that must not be lost, nor kill us, while the new image starts:
+    they stay blocked (pending) across the exec until its handlers are in place."""
+    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2")
+    return {getattr(signal, n) for n in names} | {signal.SIGRTMIN + 1}
+
+
+def unblock_control_signals():
+    """In the new image, once its handlers are installed: pending ones arrive now."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, control_signals())
+
+
+def handover(state, keep_fds, env_var, drain_signals=None):
     """Serialize `state`, keep `keep_fds` open, exec ourselves. Returns only
-    if the exec failed (then the fds are close-on-exec again): raises OSError."""
+    if the exec failed (then the fds are close-on-exec again): raises OSError.
+
+    drain_signals() -> signal numbers caught but not yet dispatched (the
+    loop's wakeup bytes): with the control signals blocked, they are raised
+    again so that they wait, pending, for the new image."""
     data = json.dumps({"format": FORMAT, **state}, separators=(",", ":")).encode()
     fd = _memfd(data)
     for keep in keep_fds:
@@ -66,9 +87,15 @@ def handover(state, keep_fds, env_var):
     env[env_var] = str(fd)
     sys.stdout.flush()
     sys.stderr.flush()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, control_signals())
+    if drain_signals is not None:
+        for signum in drain_signals():
+            if signum in control_signals() and signum != signal.SIGRTMIN + 1:
+                signal.raise_signal(signum)  # blocked: stays pending over the exec
     try:
         os.execve(argv[0], argv, env)
     except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for keep in keep_fds:
             try:
                 os.set_inheritable(keep, False)

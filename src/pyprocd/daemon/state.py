@@ -120,20 +120,37 @@ class StateLock:
     daemon's lock is gone at once, so its successor takes the state over.
     Re-taken after a live re-exec (the fd is close-on-exec)."""
 
-    def __init__(self, fd):
-        self.fd = fd
-
     @classmethod
     def claim(cls, path):
-        from pyprocd.daemon.pidfile import _lock_holder, _try_lock
+        from pyprocd.daemon.pidfile import _lock_holder, _same_file, _try_lock
 
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        if _try_lock(fd):
-            return cls(fd)
-        holder = _lock_holder(fd)
-        os.close(fd)
-        raise StateBusy(f"{path} is in use by another daemon (pid {holder})")
+        lock_path = f"{path}.lock"
+        while True:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            if not _try_lock(fd):
+                holder = _lock_holder(fd)
+                os.close(fd)
+                raise StateBusy(f"{path} is in use by another daemon (pid {holder})")
+            if _same_file(fd, lock_path):
+                return cls(fd, lock_path)
+            os.close(fd)  # its owner removed it meanwhile: take the new one
+
+    def __init__(self, fd, path):
+        self.fd = fd
+        self.path = path
+
+    def release(self, remove=False):
+        """Remove (only while holding the lock, so nobody else uses it) and unlock."""
+        if self.fd is None:
+            return
+        if remove:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+        os.close(self.fd)
+        self.fd = None
 
 
 class StateFile:

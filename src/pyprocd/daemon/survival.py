@@ -46,6 +46,7 @@ class Survival:
         self._lock = None
         self.state_file = None
         self.before_exec = []  # callables run right before exec (flush the bus, ...)
+        self.is_stopping = lambda: False  # main: True once the daemon shuts down
         self.extra_handover = {}  # name -> callable() -> JSON-able, handed to the new image
         self._reexec_timer = None
 
@@ -55,6 +56,9 @@ class Survival:
         """Adopt what the previous daemon ran. Returns (adopted, gone) counts."""
         handed = self.life.handed_over
         if handed is not None:
+            # First thing the loop does, before anything can spawn (children
+            # would inherit the mask): let the signals held over the exec in.
+            self.loop.call_soon(reexec.unblock_control_signals)
             counts = self.mgr.import_state(handed["manager"], self._adopt_child)
             # Keep only what main may still ask for; the rest is garbage now.
             self.life.handed_over = {"extra": handed.get("extra") or {}}
@@ -178,18 +182,45 @@ class Survival:
             self.state_file.flush()
         self.loop.add_signal_handler(signal.SIGUSR1, lambda s: self.log_dump())
         self.loop.add_signal_handler(signal.SIGUSR2, lambda s: self.mgr.call("revive", {}))
-        self.loop.add_signal_handler(REEXEC_SIGNAL, lambda s: self.reexec())
+        self.loop.add_signal_handler(REEXEC_SIGNAL, lambda s: self.request_reexec(0))
         self.mgr.methods["reexec"] = self.m_reexec
 
     def m_reexec(self, msg):
         """`ubus call service reexec`: reply, then re-exec (beyond procd)."""
-        if self._reexec_timer is None:
-            self._reexec_timer = self.loop.call_later(REEXEC_REPLY_DELAY, self.reexec)
+        if self.is_stopping():
+            return st.UNKNOWN_ERROR, None
+        self.request_reexec(REEXEC_REPLY_DELAY)
         return st.OK, {"pid": os.getpid()}
+
+    def request_reexec(self, delay):
+        # From a timer, never straight from a signal handler: signals read in
+        # the same wake-up (a SIGTERM next to the re-exec signal) are all
+        # dispatched first; a shutdown they start cancels the re-exec.
+        if self._reexec_timer is None:
+            self._reexec_timer = self.loop.call_later(delay, self.reexec)
+
+    def _drain_wakeup(self):
+        """Signals the loop caught but has not dispatched yet (private to the
+        loop: read its wakeup socket, which the exec is about to close)."""
+        sock = getattr(self.loop, "_wakeup_r", None)
+        data = b""
+        while sock is not None:
+            try:
+                chunk = sock.recv(4096)
+            except (BlockingIOError, InterruptedError, OSError):
+                break
+            if not chunk:
+                break
+            data += chunk
+        return sorted(set(data))
 
     def reexec(self):
         """Exec our own (possibly upgraded) code, keeping every instance."""
         self._reexec_timer = None
+        if self.is_stopping():
+            # The new image would not know it was asked to stop.
+            self.log("re-exec refused: shutting down", LOG_WARNING)
+            return
         for hook in self.before_exec:
             hook()
         if self.state_file is not None:
@@ -206,7 +237,7 @@ class Survival:
         self.log(f"re-executing ({sum(len(s['instances']) for s in handover['manager']['services'])}"
                  " instances kept)", LOG_NOTICE)
         try:
-            reexec.handover(handover, keep, REEXEC_ENV)
+            reexec.handover(handover, keep, REEXEC_ENV, self._drain_wakeup)
         except OSError as e:
             self.log(f"re-exec failed, running on: {e}", LOG_ERR)
 
@@ -219,6 +250,10 @@ class Survival:
         if self.state_file is not None:
             self.mgr.on_state_change = None
             self.state_file.remove()
+            self.state_file = None
+        if self._lock is not None:
+            self._lock.release(remove=True)
+            self._lock = None
 
 
 def instance_state(inst):
@@ -256,3 +291,36 @@ def _close_quietly(fd):
         os.close(fd)
     except OSError:
         pass
+
+
+# -- daemon main hook -----------------------------------------------------------------
+
+
+def attach(daemon, life, options):
+    """Wire crash survival, re-exec, revive and readiness into a built daemon
+    (pyprocd.daemon.main.Daemon). Call before daemon.run()."""
+    survival = Survival(daemon.loop, daemon.manager, life, sink=daemon.manager.spawner.sink,
+                        log=daemon.log, identity=f"{options.socket} {options.object}")
+    survival.restore()
+    survival.install()
+    # The new image connects and registers the object again.
+    survival.before_exec.append(daemon.client.close)
+    survival.is_stopping = lambda: daemon._stopping
+    previous = daemon.on_ready
+
+    def ready():
+        if previous is not None:
+            previous()
+        life.notify_ready()
+
+    daemon.on_ready = ready
+
+    def closing():
+        # Only a shutdown that stopped everything forgets the state; after a
+        # crash (an exception unwinding run()) the next daemon needs it.
+        if not daemon.manager.running_pids():
+            survival.finish()
+            life.finish()
+
+    daemon._closers.append(closing)
+    return survival
