@@ -119,5 +119,24 @@ def build_daemon(options):
 
 
 def main(argv=None):
-    options = parse_args(sys.argv[1:] if argv is None else argv)
-    return build_daemon(options).run()
+    argv = sys.argv[1:] if argv is None else argv
+    # issue 6 (lifecycle): --detach/--pidfile/--monitor/--state-file come off argv
+    # and act before the heavy imports, so a --monitor parent stays small
+    from pyprocd.daemon import lifecycle
+
+    life_options, argv = lifecycle.parse_args(argv)
+    options = parse_args(argv)
+    if life_options.chdir:  # the daemon will run in /: keep relative paths meaning the same
+        import os
+
+        for name in ("socket", "syslog", "confdir"):
+            if getattr(options, name, None):
+                setattr(options, name, os.path.abspath(getattr(options, name)))
+    life = lifecycle.Lifecycle(life_options)
+    life.start()  # returns in the daemon process only
+    daemon = build_daemon(options)
+    # issue 6: crash survival, live re-exec, revive, readiness for --detach
+    from pyprocd.daemon.survival import attach as attach_lifecycle
+
+    attach_lifecycle(daemon, life, options)
+    return daemon.run()
