@@ -20,7 +20,11 @@ STOP_GRACE = 120.0  # seconds: after this, a stuck shutdown gives up waiting
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="pyprocd", description="procd-compatible supervisor")
+    from pyprocd.daemon.lifecycle import USAGE as lifecycle_usage  # issue 6: taken off argv first
+
+    parser = argparse.ArgumentParser(prog="pyprocd", description="procd-compatible supervisor",
+                                     epilog=lifecycle_usage,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-s", "--socket", default=DEFAULT_SOCKET, help="ubus socket path")
     parser.add_argument("--object", default="service",
                         help="name of the ubus object (default: service)")
