@@ -128,16 +128,19 @@ def main(argv=None):
     # and act before the heavy imports, so a --monitor parent stays small
     from pyprocd.daemon import lifecycle
 
-    life_options, argv = lifecycle.parse_args(argv)
-    options = parse_args(argv)
-    if life_options.chdir:  # the daemon will run in /: keep relative paths meaning the same
-        import os
+    import os
 
-        for name in ("socket", "syslog", "confdir"):
-            if getattr(options, name, None):
-                setattr(options, name, os.path.abspath(getattr(options, name)))
+    life_options, argv = lifecycle.parse_args(argv)
+    started_in = os.getcwd()
     life = lifecycle.Lifecycle(life_options)
-    life.start()  # returns in the daemon process only
+    life.start()  # detach/monitor/pidfile; returns in the daemon process only
+    # Parsed in the daemon (argparse and the settings stay out of the monitor);
+    # a usage error still reaches the caller: stderr is attached until ready,
+    # and --detach exits with the daemon's code.
+    options = parse_args(argv)
+    for name in ("socket", "syslog", "confdir"):  # relative to where we were started
+        if getattr(options, name, None):
+            setattr(options, name, os.path.join(started_in, getattr(options, name)))
     daemon = build_daemon(options)
     # issue 6: crash survival, live re-exec, revive, readiness for --detach
     from pyprocd.daemon.survival import attach as attach_lifecycle
