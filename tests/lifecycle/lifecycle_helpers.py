@@ -91,17 +91,52 @@ class Procs:
             delay = min(delay * 2, 0.1)
 
     def cleanup(self):
-        for pid in list(self.pids):
+        """Kill what is left (a failed test), descendants included: a killed
+        daemon's instances would otherwise outlive the test."""
+        doomed = set(self.pids)
+        for pid in list(doomed):
+            doomed |= descendants(pid)
+        for pid in sorted(doomed, key=lambda p: p not in self.pids):  # leaves first
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for pid in list(self.pids):
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        # Re-parented orphans become our children a moment later: retry a while.
+        deadline = time.monotonic() + 10
+        while doomed and time.monotonic() < deadline:
+            for pid in list(doomed):
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        doomed.discard(pid)
+                except ChildProcessError:
+                    if not alive(pid):  # gone, or a zombie someone else reaps
+                        doomed.discard(pid)
+            if doomed:
+                time.sleep(0.02)
         self.pids.clear()
+
+
+def descendants(pid):
+    """All live descendants of pid (from /proc/<pid>/task/*/children)."""
+    found = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    children = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            for child in children:
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
 
 
 def run_dummy(*args, timeout=DEADLINE):

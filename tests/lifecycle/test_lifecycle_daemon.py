@@ -111,3 +111,33 @@ def test_real_daemon_detach_reports_bad_pidfile_dir(procs, stack, tmp_path):
     result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=DEADLINE)
     assert result.returncode == 1
     assert "pyprocd.pid" in result.stderr
+
+
+def test_monitor_restarts_crashed_daemon_which_takes_instances_back(procs, stack, tmp_path):
+    from tests.lifecycle.lifecycle_helpers import ppid_of
+
+    result, daemon = _start(stack, tmp_path, "--monitor", "--monitor-interval=0.2")
+    assert result.returncode == 0, result.stderr
+    monitor = procs.track(ppid_of(daemon))
+    procs.track(daemon)
+    service = {"name": "web", "instances": {"w0": {"command": ["sleep", "1000"]}}}
+    assert stack.call("set", service)[0] == 0
+    pids = wait_for(lambda: (p := _pids(stack)) and all(p.values()) and p, what="running")
+    procs.track(pids["w0"])
+    wait_for(lambda: str(pids["w0"]) in (read_text(tmp_path / "state.json") or ""),
+             what="state file")
+
+    os.kill(daemon, signal.SIGSEGV)
+    new = wait_for(lambda: (p := int(read_text(tmp_path / "pyprocd.pid") or 0)) != daemon
+                   and alive(p) and p, what="restarted daemon")
+    procs.track(new)
+    assert ppid_of(new) == monitor
+    wait_for(lambda: any("took back 1 running" in line for line in stack.log.read()),
+             what="takeover")
+    wait_for(lambda: object_listed(stack.socket, "service"), what="object back")
+    assert _pids(stack) == pids
+
+    os.kill(new, signal.SIGTERM)  # clean exit: the monitor ends too
+    assert os.waitstatus_to_exitcode(procs.reap(monitor)) == 0
+    procs.reap(new)
+    procs.reap(pids["w0"])
