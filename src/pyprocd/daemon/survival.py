@@ -59,7 +59,16 @@ class Survival:
             # First thing the loop does, before anything can spawn (children
             # would inherit the mask): let the signals held over the exec in.
             self.loop.call_soon(reexec.unblock_control_signals)
-            counts = self.mgr.import_state(handed["manager"], self._adopt_child)
+            try:
+                counts = self.mgr.import_state(handed["manager"], self._adopt_child)
+            except (ValueError, KeyError, TypeError) as e:
+                # An upgrade that cannot read its predecessor's state: serve
+                # on (empty) rather than die; the children stay ours to reap.
+                self._forget_partial_import()
+                self.life.handed_over = {"extra": {}}
+                self.log(f"re-exec: cannot take the handed-over state: {e!r}; "
+                         "its instances run on unsupervised", LOG_ERR)
+                return (0, 0)
             # Keep only what main may still ask for; the rest is garbage now.
             self.life.handed_over = {"extra": handed.get("extra") or {}}
             # Children that exited during the exec are zombies: collect them.
