@@ -46,6 +46,7 @@ class Stack:
         self.ignore_hup = ignore_hup
         self.bus = None
         self.daemon = None
+        self.stderr_path = tmp_path / "daemon.stderr"
 
     def start_bus(self):
         self.bus = subprocess.Popen([sys.executable, "-m", "pyprocd", "bus", "-s", self.socket],
@@ -58,7 +59,8 @@ class Stack:
         # procd was recorded as a nohup job: instances inherit SIGHUP ignored.
         old = signal.signal(signal.SIGHUP, signal.SIG_IGN if self.ignore_hup else signal.SIG_DFL)
         try:
-            self.daemon = subprocess.Popen(argv, env=self.env)
+            with open(self.stderr_path, "ab") as stderr:
+                self.daemon = subprocess.Popen(argv, env=self.env, stderr=stderr)
         finally:
             signal.signal(signal.SIGHUP, old)
         assert wait_for(lambda: object_listed(self.socket, self.object)), "daemon not on the bus"
@@ -67,6 +69,9 @@ class Stack:
         self.start_bus()
         self.start_daemon()
         return self
+
+    def daemon_stderr(self):
+        return self.stderr_path.read_text(errors="replace")
 
     def base_env(self):
         return {k.encode(): v.encode() for k, v in self.env.items()}
