@@ -76,3 +76,53 @@ def test_crash_classification():
     assert not lifecycle.is_crash(signal.SIGTERM)
     assert not lifecycle.is_crash(signal.SIGKILL)
     assert lifecycle.exit_code_of(signal.SIGKILL) == 128 + 9
+
+
+def _dumps_core_files():
+    try:
+        with open("/proc/sys/kernel/core_pattern") as f:
+            pattern = f.read().strip()
+    except OSError:
+        return False
+    return bool(pattern) and not pattern.startswith("|") and "/" not in pattern
+
+
+def test_monitor_disables_core_dumps_after_the_first_core(procs, tmp_path):
+    import pytest
+
+    if not _dumps_core_files():
+        pytest.skip("kernel core_pattern does not write a core file into the cwd")
+    import resource
+    import subprocess
+    import sys
+
+    from tests.lifecycle.lifecycle_helpers import DUMMY
+
+    marker = tmp_path / "m"
+
+    def allow_cores():
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,) * 2)
+
+    result = subprocess.run(
+        [sys.executable, DUMMY, "--detach", "--monitor", "--monitor-interval=0.2",
+         "--no-chdir", f"--marker={marker}"],
+        check=False, capture_output=True, text=True, cwd=tmp_path, preexec_fn=allow_cores)
+    assert result.returncode == 0, result.stderr
+    first, _ = _daemon(marker)
+    procs.track(first)
+    monitor = procs.track(ppid_of(first))
+    with open(f"/proc/{first}/limits") as f:
+        assert "Max core file size        unlimited" in f.read()
+    os.kill(first, signal.SIGABRT)
+    second, _ = wait_for(lambda: (_daemon(marker) or (0, 0))[1] == 2 and _daemon(marker),
+                         what="restart after the core dump")
+    procs.track(second)
+    cores = [p for p in tmp_path.iterdir() if p.name.startswith("core")]
+    assert cores  # the first crash did dump a core
+    for core in cores:
+        core.unlink()  # megabytes: do not leave them in pytest's kept temp dirs
+    with open(f"/proc/{second}/limits") as f:
+        core_line = next(line for line in f if line.startswith("Max core file size"))
+    assert core_line.split()[4:6] == ["0", "0"]
+    os.kill(second, signal.SIGTERM)
+    assert os.waitstatus_to_exitcode(procs.reap(monitor)) == 0
