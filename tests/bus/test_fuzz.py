@@ -62,7 +62,7 @@ def _blast(sock, data):
 def test_bus_survives_garbage(bus):
     loop, broker, owner, caller, echo, logs, path = bus
     rng = random.Random(1234)
-    known = lambda: (echo.id, owner.id, caller.id)  # noqa: E731 - ids to aim at
+    known = lambda: (echo.id, owner.id, caller.id)
     for round_no in range(ROUNDS):
         socks = []
         for _ in range(CONNECTIONS):

@@ -1,0 +1,166 @@
+"""`make run`: a host bus, the supervisor and three demo services, in the foreground.
+
+Starts `pyprocd bus` and `pyprocd` as child processes on a socket in a fresh
+temp dir, submits a small demo over ubus (a service that crashes and is
+respawned, one with limits and nice running as `nobody` when we are root,
+one whose stdout is logged), prints how to talk to it, and waits. Ctrl-C or
+SIGTERM stops the daemon (which stops every instance), then the bus, and
+removes the temp dir: no process is left behind.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+import pyprocd
+
+START_TIMEOUT = 30.0
+
+CRASHER = "echo 'crasher: up, crashing in 2 s'; sleep 2; echo 'crasher: exit 3' >&2; exit 3"
+TALKER = "i=0; while :; do i=$((i+1)); echo \"talker: tick $i\"; sleep 5; done"
+
+
+def demo_services(as_root):
+    limited = {"command": ["/bin/sleep", "86400"], "nice": 5,
+               "limits": {"nofile": "256 512", "core": "0"}, "term_timeout": 2}
+    if as_root:
+        limited["user"] = "nobody"
+    return [
+        {"name": "crasher", "instances": {"main": {
+            "command": ["/bin/sh", "-c", CRASHER], "respawn": ["3600", "1", "0"],
+            "stdout": True, "stderr": True}}},
+        {"name": "limited", "instances": {"main": limited}},
+        {"name": "talker", "instances": {"main": {
+            "command": ["/bin/sh", "-c", TALKER], "stdout": True, "term_timeout": 2}}},
+    ]
+
+
+class Demo:
+    def __init__(self):
+        from pyprocd.loop import Loop
+
+        self.loop = Loop()
+        self.dir = tempfile.mkdtemp(prefix="pyprocd-demo-")
+        self.socket = os.path.join(self.dir, "ubus.sock")
+        self.children = {}  # pid -> name
+        self.stopping = False
+        self.exit_code = 0
+
+    def spawn(self, name, argv):
+        # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
+        proc = subprocess.Popen([sys.executable, "-m", "pyprocd", *argv], start_new_session=True)
+        self.children[proc.pid] = name
+        self.loop.watch_child(proc.pid, self._child_exited)
+        return proc.pid
+
+    def _child_exited(self, pid, status):
+        name = self.children.pop(pid, "?")
+        if not self.stopping:
+            print(f"demo: {name} exited unexpectedly (status {status}); stopping", flush=True)
+            self.exit_code = 1
+            self.stop()
+        elif not self.children:
+            self.loop.stop()
+        elif name == "daemon":
+            self._signal("bus", signal.SIGTERM)  # instances are gone: now the bus
+
+    def _signal(self, name, signum):
+        for pid, child in self.children.items():
+            if child == name:
+                os.kill(pid, signum)
+
+    def stop(self, _signum=None):
+        if self.stopping:
+            return
+        self.stopping = True
+        print("\ndemo: stopping (the daemon stops every instance first)", flush=True)
+        if "daemon" in self.children.values():
+            self._signal("daemon", signal.SIGTERM)
+        else:
+            self._signal("bus", signal.SIGTERM)
+        if not self.children:
+            self.loop.stop()
+
+    def wait_until(self, condition):
+        return self.loop.run_until(condition, START_TIMEOUT) and not self.stopping
+
+    def submit(self):
+        from pyprocd.bus.client import BlockingUbus
+
+        with BlockingUbus(self.socket, timeout=10) as bus:
+            for service in demo_services(os.geteuid() == 0):
+                status, _ = bus.call("service", "set", service)
+                print(f"demo: service set {service['name']}: status {status}", flush=True)
+        return True
+
+    def service_listed(self):
+        from pyprocd.bus.client import BlockingUbus
+
+        try:
+            with BlockingUbus(self.socket, timeout=5) as bus:
+                status, objects = bus.lookup("service")
+                return status == 0 and bool(objects)
+        except OSError:
+            return False
+
+    def banner(self):
+        src = os.path.dirname(os.path.dirname(os.path.abspath(pyprocd.__file__)))
+        ubus = f"python3 -m pyprocd ubus -s {self.socket}"
+        print(f"""
+pyprocd demo running (bus pid {self._pid_of('bus')}, daemon pid {self._pid_of('daemon')}).
+Talk to it from another shell{'' if _installed() else f' (first: export PYTHONPATH={src})'}:
+
+  {ubus} call service list
+  {ubus} -v list service
+  {ubus} subscribe service
+  {ubus} call service signal '{{"name":"talker","signal":10}}'
+
+Instance output (crasher, talker) appears below. Ctrl-C stops everything.
+""", flush=True)
+
+    def _pid_of(self, name):
+        return next((pid for pid, child in self.children.items() if child == name), None)
+
+    def run(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.loop.add_signal_handler(signum, self.stop)
+        try:
+            self.spawn("bus", ["bus", "-s", self.socket])
+            if self.wait_until(lambda: os.path.exists(self.socket)):
+                syslog = os.path.join(self.dir, "log.sock")  # nobody listens: output to stderr
+                self.spawn("daemon", ["-s", self.socket, "--syslog", syslog])
+            if self.wait_until(self.service_listed) and self.submit():
+                self.banner()
+            if self.children:
+                self.loop.run()
+        finally:
+            self.cleanup()
+        return self.exit_code
+
+    def cleanup(self):
+        for pid in list(self.children):  # only if the orderly stop did not finish
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.loop.run_until(lambda: not self.children, 10)
+        self.loop.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _installed():
+    """True when `python3 -m pyprocd` works without PYTHONPATH (package installed)."""
+    return not any(os.path.abspath(p) == os.path.dirname(os.path.dirname(
+        os.path.abspath(pyprocd.__file__))) for p in os.environ.get("PYTHONPATH", "").split(":")
+        if p)
+
+
+def main():
+    return Demo().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

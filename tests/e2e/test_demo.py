@@ -1,0 +1,79 @@
+"""`make run` (python3 -m pyprocd.demo): starts, serves the demo, stops with nothing left."""
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+from pyprocd.bus.client import BlockingUbus
+from tests.core.vector_replay import pid_alive
+from tests.e2e.stack import wait_for
+
+
+class Output:
+    """The demo's stdout, read without blocking past a deadline."""
+
+    def __init__(self, proc):
+        self.fd = proc.stdout.fileno()
+        self.text = ""
+        self.seen = 0
+
+    def until(self, pattern, timeout=60):
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self.fd, selectors.EVENT_READ)
+        try:
+            while True:
+                m = re.compile(pattern).search(self.text, self.seen)
+                if m:
+                    self.seen = m.end()
+                    return m
+                left = deadline - time.monotonic()
+                assert left > 0, f"demo never printed {pattern!r}:\n{self.text}"
+                if sel.select(min(left, 0.5)):
+                    chunk = os.read(self.fd, 65536)
+                    assert chunk, f"demo closed its output:\n{self.text}"
+                    self.text += chunk.decode()
+        finally:
+            sel.close()
+
+
+def _instances(socket_path):
+    with BlockingUbus(socket_path, timeout=10) as bus:
+        status, replies = bus.call("service", "list", {})
+    assert status == 0
+    return {name: svc["instances"]["main"] for name, svc in replies[0].items()}
+
+
+def test_demo_runs_and_stops_cleanly(tmp_path):
+    err = open(tmp_path / "demo.stderr", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "pyprocd.demo"], stdout=subprocess.PIPE,
+                            stderr=err)
+    try:
+        out = Output(proc)
+        m = out.until(r"bus pid (\d+), daemon pid (\d+)")
+        bus_pid, daemon_pid = int(m.group(1)), int(m.group(2))
+        m = out.until(r"python3 -m pyprocd ubus -s (\S+) call service list")
+        socket_path = m.group(1)
+        listed = _instances(socket_path)
+        assert sorted(listed) == ["crasher", "limited", "talker"]
+        if os.geteuid() == 0:
+            assert listed["limited"]["user"] == "nobody"
+        first = listed["crasher"].get("pid")
+        # the crasher exits after 2 s and is started again
+        assert wait_for(lambda: _instances(socket_path)["crasher"].get("pid") not in (None, first),
+                        60, 0.2)
+        pids = [i["pid"] for i in _instances(socket_path).values() if i.get("running")]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 0
+        for pid in [bus_pid, daemon_pid, *pids]:
+            assert not pid_alive(pid), pid
+        assert not os.path.exists(os.path.dirname(socket_path))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
