@@ -49,9 +49,9 @@ def _instances(socket_path):
 
 
 def test_demo_runs_and_stops_cleanly(tmp_path):
-    err = open(tmp_path / "demo.stderr", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "pyprocd.demo"], stdout=subprocess.PIPE,
-                            stderr=err)
+    with open(tmp_path / "demo.stderr", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pyprocd.demo"], stdout=subprocess.PIPE,
+                                stderr=err)
     try:
         out = Output(proc)
         m = out.until(r"bus pid (\d+), daemon pid (\d+)")
@@ -76,4 +76,3 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        err.close()
