@@ -28,9 +28,9 @@ def ratio(a, b):
 
 
 def agree(r1, r2):
-    """Do two ratio measurements agree within the larger of their reported noises?"""
+    """Do two ratio measurements agree within their reported noises (in quadrature)?"""
     if r1["ratio"] is None or r2["ratio"] is None:
         return None
-    allowed = max(r1["noise"] or 0.0, r2["noise"] or 0.0)
+    allowed = math.hypot(r1["noise"] or 0.0, r2["noise"] or 0.0)
     mean = (r1["ratio"] + r2["ratio"]) / 2
     return abs(r1["ratio"] - r2["ratio"]) <= allowed * mean

@@ -29,7 +29,7 @@ def test_ratio_combines_noises_and_refuses_division_by_zero():
     assert stats.ratio({"median": None, "noise": None}, b)["ratio"] is None
 
 
-def test_agreement_within_the_larger_noise():
+def test_agreement_within_the_combined_noise():
     assert stats.agree({"ratio": 1.0, "noise": 0.2}, {"ratio": 1.15, "noise": 0.05})
     assert not stats.agree({"ratio": 1.0, "noise": 0.05}, {"ratio": 1.5, "noise": 0.05})
     assert stats.agree({"ratio": None, "noise": None}, {"ratio": 1.0, "noise": 0.1}) is None
