@@ -25,9 +25,9 @@ SRC = os.path.join(os.path.dirname(HERE), "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from pyprocd.bus.broker import Broker  # noqa: E402
-from pyprocd.bus.client import BlockingUbus, UbusClient, UbusObject  # noqa: E402
-from pyprocd.loop import Loop  # noqa: E402
+from pyprocd.bus.broker import Broker
+from pyprocd.bus.client import BlockingUbus, UbusClient, UbusObject
+from pyprocd.loop import Loop
 
 
 def _mem(pid):
@@ -47,9 +47,9 @@ def _mem(pid):
 
 
 def _bare_python_mem():
-    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c",
-                             "import sys; sys.stdout.write('x'); sys.stdout.flush(); "
-                             "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    code = "import sys; sys.stdout.write('x'); sys.stdout.flush(); sys.stdin.read()"
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", code],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     proc.stdout.read(1)
     mem = _mem(proc.pid)
     proc.stdin.close()
@@ -108,7 +108,7 @@ def bench_call_roundtrip(socket_path, calls):
     for n in range(calls):
         done = []
         start = time.perf_counter()
-        caller.invoke(echo.id, "echo", {"n": n}, lambda *a: done.append(a), timeout=30)
+        caller.invoke(echo.id, "echo", {"n": n}, lambda *a, d=done: d.append(a), timeout=30)
         while not done:
             loop.run_once()
         samples.append(time.perf_counter() - start)
@@ -136,7 +136,7 @@ def bench_in_process_bus(calls):
         for n in range(calls):
             done = []
             start = time.perf_counter()
-            caller.invoke(echo.id, "echo", {"n": n}, lambda *a: done.append(a), timeout=30)
+            caller.invoke(echo.id, "echo", {"n": n}, lambda *a, d=done: d.append(a), timeout=30)
             while not done:
                 loop.run_once()
             samples.append(time.perf_counter() - start)
