@@ -126,9 +126,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     # issue 6 (lifecycle): --detach/--pidfile/--monitor/--state-file come off argv
     # and act before the heavy imports, so a --monitor parent stays small
-    from pyprocd.daemon import lifecycle
-
     import os
+
+    from pyprocd.daemon import lifecycle
 
     life_options, argv = lifecycle.parse_args(argv)
     started_in = os.getcwd()
