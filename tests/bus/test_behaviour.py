@@ -287,3 +287,43 @@ def test_user_and_group_come_from_peer_credentials():
 def test_blocking_wrapper_connection_refused(tmp_path):
     with pytest.raises(ConnectionError):
         BlockingUbus(str(tmp_path / "nothing.sock"))
+
+
+def test_bus_out_of_file_descriptors_recovers(tmp_path):
+    """accept() failing (EMFILE) pauses accepting; the bus serves again once fds are free."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    from tests.e2e.stack import wait_for
+
+    path = str(tmp_path / "ubus.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "pyprocd", "bus", "-s", path],
+                            stderr=subprocess.DEVNULL)
+    socks = []
+    try:
+        assert wait_for(lambda: os.path.exists(path))
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (24, 24))
+        for _ in range(40):  # more than the bus can hold
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+            socks.append(sock)
+        for sock in socks:
+            sock.close()
+        socks.clear()
+
+        def serves():
+            try:
+                with BlockingUbus(path, timeout=5) as bus:
+                    return bus.lookup()[0] == 0
+            except OSError:
+                return False
+
+        assert wait_for(serves, 60, 0.1)
+        assert proc.poll() is None
+    finally:
+        for sock in socks:
+            sock.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

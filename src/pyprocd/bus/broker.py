@@ -25,6 +25,7 @@ from pyprocd.bus import frame as F
 SYSTEM_EVENT, SYSTEM_ACL, SYSTEM_MONITOR = 1, 2, 3
 _SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)
 _RECV_SIZE = 65536
+ACCEPT_PAUSE = 0.5  # seconds without accepting after accept() failed (e.g. out of fds)
 
 
 def random_id():
@@ -106,18 +107,24 @@ class Pattern:
         return name.startswith(self.text) if self.partial else name == self.text
 
 
+_names = {}  # (uid, gid) -> (user, group): no passwd/group file reads per connection
+
+
 def peer_credentials(sock):
     """(uid, gid, user, group) of the peer, or None when a name does not resolve."""
     import grp
     import pwd
 
     _pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, _SO_PEERCRED, 12))
-    try:
-        user = pwd.getpwuid(uid).pw_name.encode()
-        group = grp.getgrgid(gid).gr_name.encode()
-    except KeyError:
-        return None
-    return uid, gid, user, group
+    names = _names.get((uid, gid))
+    if names is None:
+        try:
+            names = pwd.getpwuid(uid).pw_name.encode(), grp.getgrgid(gid).gr_name.encode()
+        except KeyError:
+            return None
+        if len(_names) < 256:
+            _names[(uid, gid)] = names
+    return uid, gid, *names
 
 
 def _log(text):
@@ -194,6 +201,10 @@ class Broker:
                 return
             except OSError as e:  # EMFILE and friends: keep serving the others
                 self.log(f"accept failed: {e}")
+                # The pending connection keeps the socket readable: pause accepting
+                # for a moment instead of spinning on it.
+                self.loop.remove_reader(self.listener.fileno())
+                self.loop.call_later(ACCEPT_PAUSE, self._resume_accept)
                 return
             sock.setblocking(False)
             try:
@@ -207,6 +218,10 @@ class Broker:
             self.clients[client.id] = client
             self.loop.add_reader(client.fd, lambda c=client: self._readable(c))
             self._send(client, F.message(F.HELLO, 0, client.id))
+
+    def _resume_accept(self):
+        if self.listener.fileno() >= 0:
+            self.loop.add_reader(self.listener.fileno(), self._accept)
 
     def _readable(self, client):
         try:
