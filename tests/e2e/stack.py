@@ -76,15 +76,18 @@ class Stack:
     def base_env(self):
         return {k.encode(): v.encode() for k, v in self.env.items()}
 
-    def ubus(self, *argv):
-        """Run the ubus CLI in this process (script mode): (exit code, stdout, stderr)."""
+    def ubus(self, *argv, tty=False):
+        """Run the ubus CLI in this process: (exit code, stdout, stderr).
+
+        stderr counts as no terminal (scripts: the recorded regime) unless tty=True.
+        """
         out, err = io.BytesIO(), io.BytesIO()
         saved = sys.stdout, sys.stderr
         sys.stdout = io.TextIOWrapper(out, write_through=True)
         sys.stderr = io.TextIOWrapper(err, write_through=True)
         wrappers = sys.stdout, sys.stderr
         real_isatty = os.isatty
-        os.isatty = lambda fd: False  # as in scripts: the recorded regime
+        os.isatty = lambda fd: tty
         try:
             code = ubuscli.main(["-s", self.socket, *argv])
         finally:
