@@ -193,3 +193,31 @@ def test_malformed_state_leaves_no_half_registry(tmp_path):
     assert me not in loop._children  # the adopted pid is not watched any more
     assert any("ignoring crash-survival state" in line for line in log)
     loop.close()
+
+
+def test_takeover_reattaches_output_pipes(procs, tmp_path):
+    mini = Mini(procs, tmp_path)
+    mini.start()
+    # Ignores SIGPIPE: its lines written while no daemon runs fail (EPIPE),
+    # the ones after the takeover must be logged again.
+    ticker = 'trap "" PIPE; n=0; while :; do echo "tick $n"; n=$((n+1)); sleep 0.02; done'
+    assert mini.call("set", {"name": "talk", "instances": {
+        "t": {"command": ["/bin/sh", "-c", ticker], "stdout": True}}})[0] == 0
+    pid = wait_for(lambda: mini.pids("talk")["t"], what="ticker running")
+    procs.track(pid)
+
+    def ticks():
+        prefix = f"sh[{pid}]: tick "
+        return [int(line[len(prefix):]) for line in mini.lines() if line.startswith(prefix)]
+
+    wait_for(lambda: len(ticks()) > 5, what="first ticks")
+    wait_for(lambda: '"pipes":[{"child_fd":1' in (read_text(mini.state) or ""),
+             what="pipe recorded in the state file")
+    os.kill(mini.pid, signal.SIGKILL)
+    procs.reap(mini.pid)
+    before = max(ticks())
+    mini.start()
+    assert mini.pids("talk")["t"] == pid
+    wait_for(lambda: max(ticks()) > before + 5, what="ticks after the takeover")
+    assert os.waitstatus_to_exitcode(mini.stop()) == 0
+    procs.reap(pid)

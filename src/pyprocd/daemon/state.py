@@ -14,12 +14,15 @@ are slow: at least 10x the last write's duration), and nothing is written
 while nothing changes (no periodic wake-up). A write is atomic
 (temporary file + rename), so a crash mid-write leaves the previous state.
 
-What does not survive a crash: instance stdout/stderr pipes (their read ends
-died with the daemon; adopted instances write into a closed pipe — they get
-EPIPE/SIGPIPE on their next log line unless they ignore it — or keep writing
-to a pipe nobody reads). The exit *status* of an adopted instance is unknown
-(it is no longer our child: the pidfd says "exited", waitpid cannot tell how).
-A live re-exec (reexec.py) keeps both.
+Instance stdout/stderr pipes: their read ends die with the daemon, the pipes
+themselves live on in the instances (write ends). The new daemon reopens each
+one through /proc/<pid>/fd/<1|2> when the inode matches the recorded one, and
+reads what was written meanwhile. Lost: a partial line held in the dead
+daemon's memory, lines it had read but not yet logged, and — worse — an
+instance that writes while no daemon runs gets EPIPE/SIGPIPE (most programs
+die of it, and are then respawned if respawn is on). The exit *status* of an
+adopted instance is unknown (it is no longer our child: the pidfd says
+"exited", waitpid cannot tell how). A live re-exec (reexec.py) keeps all of it.
 """
 
 import json

@@ -94,7 +94,7 @@ class Survival:
             self.log(f"ignoring crash-survival state {self.state_path}: {e!r}", LOG_ERR)
             return (0, 0)
         self.log(f"took back {counts[0]} running instances after a daemon restart "
-                 f"({counts[1]} died meanwhile; their output pipes are lost)", LOG_NOTICE)
+                 f"({counts[1]} died meanwhile)", LOG_NOTICE)
         return counts
 
     def _forget_partial_import(self):
@@ -143,8 +143,31 @@ class Survival:
         return proc, elapsed
 
     def _adopt_foreign(self, entry, on_exit):
-        """After a crash: the process is not our child; its pipes are gone."""
-        return self._adopt(entry, on_exit, zombie_ok=False)
+        """After a crash: the process is not our child any more. Its log pipes'
+        read ends died with the old daemon, but the pipes live on while the
+        instance holds the write ends: reopen them through /proc/<pid>/fd
+        (same pipe inode as recorded, so never anything else), and bytes it
+        wrote meanwhile are still there to read."""
+        found = self._adopt(entry, on_exit, zombie_ok=False)
+        if found is not None:
+            for log in (entry.get("proc") or {}).get("pipes", ()):
+                logger = self._reopen_pipe(entry["pid"], log)
+                if logger is not None:
+                    found[0].loggers.append(logger)
+        return found
+
+    def _reopen_pipe(self, pid, log):
+        path = f"/proc/{pid}/fd/{log['child_fd']}"
+        try:
+            if os.stat(path).st_ino != log["ino"]:
+                return None  # the instance redirected that fd: not ours to read
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        if os.fstat(fd).st_ino != log["ino"]:
+            os.close(fd)
+            return None
+        return PipeLogger(self.loop, fd, self.sink, log["ident"], log["priority"])
 
     def _adopt_child(self, entry, on_exit):
         """After a re-exec: still our child; take its log pipes back too."""
@@ -171,7 +194,21 @@ class Survival:
         return ticks
 
     def _describe_for_file(self, proc):
-        return {"start": self._start_ticks(proc)}
+        pipes = []
+        for lg in proc.loggers:
+            if lg.fd is None:
+                continue
+            ino = getattr(lg, "pipe_ino", None)
+            if ino is None:
+                try:
+                    ino = lg.pipe_ino = os.fstat(lg.fd).st_ino
+                except OSError:
+                    continue
+            # The spawner logs the child's stdout at LOG_INFO, stderr at LOG_ERR.
+            child_fd = 2 if lg.priority & 7 == LOG_ERR else 1
+            pipes.append({"child_fd": child_fd, "ino": ino, "ident": lg.ident,
+                          "priority": lg.priority})
+        return {"start": self._start_ticks(proc), "pipes": pipes}
 
     def _describe_for_exec(self, proc):
         logs = [{"fd": lg.fd, "ident": lg.ident, "priority": lg.priority,
