@@ -164,9 +164,9 @@ class Mini:
                 f"--state-file={self.state}", f"--control={self.control}",
                 f"--output={self.output}", *extra]
 
-    def start(self, *extra):
+    def start(self, *extra, env=None):
         result = subprocess.run(self.args(*extra), check=False, capture_output=True, text=True,
-                                timeout=DEADLINE)
+                                timeout=DEADLINE, env=env)
         assert result.returncode == 0, result.stderr
         self.pid = self.procs.track(int(Path(self.pidfile).read_text()))
         return self.pid

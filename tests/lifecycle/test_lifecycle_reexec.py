@@ -94,3 +94,32 @@ def test_sigterm_racing_a_reexec_still_stops_cleanly(procs, tmp_path):
     assert os.waitstatus_to_exitcode(procs.reap(daemon)) == 0
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="instance stopped")
     assert not mini.pidfile.exists()
+
+
+def test_instances_started_after_reexec_get_the_original_environment(procs, tmp_path):
+    mini = Mini(procs, tmp_path)
+    # A C locale: CPython then adds LC_CTYPE to its own os.environ (PEP 538);
+    # neither that nor the handed-over fd's variable may reach instances.
+    plain = {k: v for k, v in os.environ.items()
+             if k not in ("LC_ALL", "LC_CTYPE", "LANG", "PYTHONCOERCECLOCALE")}
+    daemon = mini.start(env=plain)
+
+    def env_of(name):
+        assert mini.call("add", {"name": "env", "instances": {
+            name: {"command": ["/bin/sh", "-c", "env; echo END"], "stdout": True}}})[0] == 0
+
+        def exited_pid():
+            exits = mini.instances("env", verbose=True)[name].get("exits")
+            return exits and exits[-1]["pid"]
+
+        prefix = f"sh[{wait_for(exited_pid, what=f'{name} ran')}]: "
+        wait_for(lambda: f"{prefix}END" in mini.lines(), what="all its output")
+        return sorted(line[len(prefix):] for line in mini.lines() if line.startswith(prefix))
+
+    before = env_of("before")
+    os.kill(daemon, REEXEC_SIGNAL)
+    wait_for(lambda: any("re-exec done" in line for line in mini.lines()), what="re-exec")
+    after = env_of("after")
+    assert not any(v.startswith("PYPROCD_REEXEC_FD=") for v in after)
+    assert after == before
+    assert os.waitstatus_to_exitcode(mini.stop()) == 0

@@ -71,6 +71,21 @@ def unblock_control_signals():
     signal.pthread_sigmask(signal.SIG_UNBLOCK, control_signals())
 
 
+def exec_environment():
+    """The environment block this image was exec'd with (bytes -> bytes)."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environb)
+    env = {}
+    for entry in raw.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            env[key] = value
+    return env
+
+
 def handover(state, keep_fds, env_var, drain_signals=None):
     """Serialize `state`, keep `keep_fds` open, exec ourselves. Returns only
     if the exec failed (then the fds are close-on-exec again): raises OSError.
@@ -83,8 +98,10 @@ def handover(state, keep_fds, env_var, drain_signals=None):
     for keep in keep_fds:
         os.set_inheritable(keep, True)
     argv = exec_argv()
-    env = dict(os.environ)
-    env[env_var] = str(fd)
+    # Not os.environ: CPython edited that at start-up (PEP 538 adds LC_CTYPE),
+    # and the new image's /proc/self/environ is what its instances inherit.
+    env = exec_environment()
+    env[env_var.encode()] = str(fd).encode()
     sys.stdout.flush()
     sys.stderr.flush()
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, control_signals())

@@ -44,6 +44,11 @@ class Survival:
         # host) is never taken over.
         self.identity = identity
         self._lock = None
+        # After a re-exec our environment block names the handed-over fd:
+        # instances must not inherit that (the spawner copies the block).
+        base_env = getattr(mgr.spawner, "base_env", None)
+        if base_env is not None:
+            base_env.pop(REEXEC_ENV.encode(), None)
         self.state_file = None
         self.before_exec = []  # callables run right before exec (flush the bus, ...)
         self.is_stopping = lambda: False  # main: True once the daemon shuts down
