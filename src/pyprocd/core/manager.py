@@ -642,6 +642,12 @@ def _m_import_state(self, state, adopt):
         raise ValueError("unknown state format")
     counts = [0, 0]
     for entry in state["services"]:
+        if entry["name"] in self.services:
+            # Import runs before anything is submitted; never replace (and
+            # orphan) a live service object should that order ever change.
+            self.log(f"state import: service {entry['name']} exists already, kept as is",
+                     LOG_WARNING)
+            continue
         svc = Service(entry["name"], entry["version"])
         svc.autostart, svc.data = entry["autostart"], entry["data"]
         svc.triggers, svc.validate = entry["triggers"], entry["validate"] or []
