@@ -122,4 +122,10 @@ def test_instances_started_after_reexec_get_the_original_environment(procs, tmp_
     after = env_of("after")
     assert not any(v.startswith("PYPROCD_REEXEC_FD=") for v in after)
     assert after == before
+    # Nor the signal mask held over the exec.
+    assert mini.call("add", {"name": "env", "instances": {
+        "mask": {"command": ["sleep", "1000"]}}})[0] == 0
+    pid = wait_for(lambda: mini.instances("env")["mask"].get("pid"), what="started")
+    with open(f"/proc/{pid}/status") as f:
+        assert "SigBlk:\t0000000000000000\n" in f.read()
     assert os.waitstatus_to_exitcode(mini.stop()) == 0

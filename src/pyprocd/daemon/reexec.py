@@ -10,9 +10,9 @@ How (mds-respawn's idea, done with Linux fds):
 3. os.execv(sys.executable, same interpreter options + argv), with
    PYPROCD_REEXEC_FD=<memfd> in the environment.
 
-Control signals (SIGTERM, SIGINT, SIGHUP, SIGUSR1/2, the re-exec signal) are
-blocked across the exec and unblocked once the new image handles them: a
-SIGTERM sent meanwhile is neither lost nor fatal, it stops the new image.
+Control signals (SIGTERM, SIGINT, SIGUSR1/2, the re-exec signal) are blocked
+across the exec and unblocked once the new image catches them: a SIGTERM sent
+meanwhile is neither lost nor fatal, it stops the new image.
 
 The pid does not change, so every instance stays our child (its exit
 status is still ours to collect; a child that exits during the exec stays a
@@ -60,14 +60,20 @@ def exec_argv():
 
 
 def control_signals():
-    """Signals that must not be lost, nor kill us, while the new image starts:
-    they stay blocked (pending) across the exec until its handlers are in place."""
-    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2")
+    """Signals the daemon handles, which must not be lost, nor kill it, while
+    the new image starts: blocked (pending) across the exec until it catches
+    them. (SIGHUP is not one: main keeps whatever disposition it inherited.)"""
+    names = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
     return {getattr(signal, n) for n in names} | {signal.SIGRTMIN + 1}
 
 
-def unblock_control_signals():
-    """In the new image, once its handlers are installed: pending ones arrive now."""
+def catch_control_signals(loop):
+    """In the new image, first thing: catch the control signals on the loop
+    (placeholders; main and Survival.install() put the real handlers in place
+    before the loop dispatches anything) and unblock them. Unblocking at once
+    matters: children inherit the signal mask."""
+    for signum in control_signals():
+        loop.add_signal_handler(signum, lambda signum: None)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, control_signals())
 
 

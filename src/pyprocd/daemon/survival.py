@@ -61,9 +61,9 @@ class Survival:
         """Adopt what the previous daemon ran. Returns (adopted, gone) counts."""
         handed = self.life.handed_over
         if handed is not None:
-            # First thing the loop does, before anything can spawn (children
-            # would inherit the mask): let the signals held over the exec in.
-            self.loop.call_soon(reexec.unblock_control_signals)
+            # Before anything can spawn (children inherit the signal mask):
+            # catch and let in the signals held over the exec.
+            reexec.catch_control_signals(self.loop)
             try:
                 counts = self.mgr.import_state(handed["manager"], self._adopt_child)
             except (ValueError, KeyError, TypeError) as e:
