@@ -128,3 +128,28 @@ def test_uci_change_restarts_only_the_changed_instance(system):
     status, _ = bus.call("service", "list", {})  # the daemon still answers
     assert status == 0
     assert instance_pids(bus) == after
+
+
+def test_reload_trigger_of_an_init_script_style_service(system):
+    """procd_add_reload_trigger's shape: config.change for a package runs a script."""
+    bus, conf, sock, env, tmp_path, daemon = system
+    out = tmp_path / "reloads"
+    script = tmp_path / "initd.sh"
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{out}"\n')
+    script.chmod(0o755)
+    (conf / "foo").write_text("config foo 'main'\n\toption x '1'\n")
+    assert wait_for(lambda: daemon.poll() is not None or len(instance_pids(bus)) == 3)
+    status, _ = bus.call("service", "set", {
+        "name": "foo",
+        "instances": {"instance1": {"command": ["/bin/sleep", "2010"]}},
+        "triggers": [["config.change", ["if", ["eq", "package", "foo"],
+                                        ["run_script", str(script), "reload"]], 200]],
+    })
+    assert status == 0
+    md5 = str(tmp_path / "config.md5")
+    assert pyprocd("reload-config", "-c", str(conf), "-m", md5, "-s", sock, env=env).returncode == 0
+    assert pyprocd("uci", "-c", str(conf), "set", "foo.main.x=2", env=env).returncode == 0
+    assert pyprocd("uci", "-c", str(conf), "commit", "foo", env=env).returncode == 0
+    assert pyprocd("reload-config", "-c", str(conf), "-m", md5, "-s", sock, env=env).returncode == 0
+    assert wait_for(lambda: out.exists())
+    assert out.read_text() == "reload\n"

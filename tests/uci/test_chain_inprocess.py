@@ -152,7 +152,7 @@ def test_trigger_scripts_get_the_daemons_original_environment(chain, tmp_path):
     sup, _, _, _ = chain
     out = tmp_path / "env"
     script = tmp_path / "env.sh"
-    script.write_text('#!/bin/sh\necho "${PYPROCD_TEST_MARK:-unset}" > "%s"\n' % out)
+    script.write_text(f'#!/bin/sh\necho "${{PYPROCD_TEST_MARK:-unset}}" > "{out}"\n')
     script.chmod(0o755)
     sup.mgr.spawner.base_env[b"PYPROCD_TEST_MARK"] = b"original"
     sup.mgr.triggers.set_triggers("x", None, [["go", ["run_script", str(script)]]])

@@ -291,6 +291,6 @@ def test_cli_subprocess_entry_point(uci):
 
 
 def test_batch_with_unterminated_quote_does_not_crash(uci):
-    code, out, err = uci("batch", stdin=b"set cfg.a.x=7\nset cfg.a.y='open\n")
+    code, _out, err = uci("batch", stdin=b"set cfg.a.x=7\nset cfg.a.y='open\n")
     assert code == 0 and "Parse error" in err
     assert uci("get", "cfg.a.x") == (0, "7\n", "")
