@@ -165,3 +165,19 @@ def test_script_children_are_reaped(env):
     assert loop.run_until(lambda: engine.idle() and len(lines()) == 2, DEADLINE)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_close_drops_waiting_commands_and_lets_the_running_one_finish(env):
+    loop, engine, script, lines, tmp_path = env
+    gate = tmp_path / "gate"
+    engine.set_triggers("a", None, [trigger("run", [script, "R", str(gate)]),
+                                    trigger("later", [script, "L"], 5000)])
+    engine.event("run", {})
+    assert loop.run_until(lambda: lines() == ["start R"], DEADLINE)
+    engine.event("later", {})
+    engine.event("run", {})  # an extra run, dropped by close()
+    engine.close()
+    assert engine.pending() == {(script, "R", str(gate)): "running"}
+    gate.touch()
+    assert loop.run_until(engine.idle, DEADLINE)
+    assert lines() == ["start R", "end R"]

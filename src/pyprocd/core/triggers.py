@@ -431,7 +431,11 @@ class TriggerEngine:
 
     def close(self):
         """Cancel waiting commands (daemon shutdown); a running one is left alone."""
-        for cmd in self._commands.values():
+        for argv, cmd in list(self._commands.items()):
             if cmd.timer is not None:
                 cmd.timer.cancel()
+            if cmd.state != RUNNING:
+                del self._commands[argv]
+            else:
+                cmd.again_delay = None
         self._queue.clear()
