@@ -18,6 +18,7 @@ from .model import (
 
 NUL = "\0"
 _SPACE = " \t\n\v\f\r"
+_SPECIAL = frozenset(_SPACE + "'\"#;\\" + NUL)
 
 # parse_backslash results
 _ESCAPE, _CONTINUED, _EOF = range(3)
@@ -91,16 +92,20 @@ class Tokenizer:
 
     def _single_quoted(self, out):
         self.pos += 1
+        buf = self.buf
         while True:
-            c = self.cur()
-            if c == NUL:
-                if not self._getln(self.pos):
-                    self.error("EOF with unterminated '", len(self.buf))
-                continue
-            self.pos += 1
-            if c == "'":
+            try:
+                end = buf.index("'", self.pos)
+            except ValueError:
+                end = -1
+            if end >= 0:
+                out.extend(buf[self.pos:end])  # everything is literal up to the quote
+                self.pos = end + 1
                 return
-            out.append(c)
+            out.extend(buf[self.pos:])
+            self.pos = len(buf)
+            if not self._getln(self.pos):
+                self.error("EOF with unterminated '", len(self.buf))
 
     def _double_quoted(self, out):
         self.pos += 1
@@ -147,8 +152,12 @@ class Tokenizer:
                     out.append(self.cur())
                     self.pos += 1
             else:
-                out.append(c)
-                self.pos += 1
+                # fast path: a run of ordinary bytes
+                buf, end = self.buf, self.pos + 1
+                while end < len(buf) and buf[end] not in _SPECIAL:
+                    end += 1
+                out.extend(buf[self.pos:end])
+                self.pos = end
             if self.cur() in _SPACE and self.cur() != NUL:
                 break
         compacted = len(out) != self.pos - start
