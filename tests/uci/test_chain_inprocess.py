@@ -159,3 +159,22 @@ def test_trigger_scripts_get_the_daemons_original_environment(chain, tmp_path):
     sup.call("event", {"type": "go", "data": {}})
     assert sup.wait(lambda: out.exists() and sup.mgr.triggers.idle(), DEADLINE)
     assert out.read_text() == "original\n"
+
+
+def test_daemon_start_with_a_broken_config_runs_nothing_and_logs(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "pyprocd").write_text("config service 'x'\n\toption command '/bin/sleep 1'\n\toption\n")
+    sup = Supervisor(tmp_path)
+    try:
+        declared = attach(sup.loop, sup.mgr, str(conf), log=sup.log,
+                          savedir=str(tmp_path / "tmp-uci"))
+        assert sup.wait(lambda: any("Parse error (invalid command) at line 3, byte 1"
+                                    in line for line in sup.log.lines), DEADLINE)
+        assert sup.mgr.services == {} and declared.submitted == {}
+        # fixed and announced: the services come up
+        (conf / "pyprocd").write_text("config service 'x'\n\toption command '/bin/sleep 1005'\n")
+        sup.call("event", {"type": "config.change", "data": {"package": "pyprocd"}})
+        assert sup.wait(running(sup, 1), DEADLINE)
+    finally:
+        sup.close()
