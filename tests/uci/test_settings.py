@@ -187,7 +187,7 @@ def test_command_line_wins_over_uci_settings(tmp_path):
     parser.add_argument("--syslog", default="/dev/log")
     parser.add_argument("--confdir")
     defaults = {"socket": "/var/run/ubus/ubus.sock", "object": "service", "syslog": "/dev/log"}
-    argv = ["--object", "service", "--confdir", str(tmp_path), "-s/tmp/cli.sock"]
+    argv = ["--obj", "service", "--confdir", str(tmp_path), "-s/tmp/cli.sock"]
     options = parser.parse_args(argv)
     options.given = given_options(parser, argv)
     fill_options(options, defaults)

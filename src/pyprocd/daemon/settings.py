@@ -391,13 +391,21 @@ def given_options(parser, argv):
     """Destinations of the argparse options that appear in argv (so UCI
     settings never override what the command line says, even a default)."""
     given = set()
-    for action in parser._actions:
-        for flag in action.option_strings:
-            if any(arg == flag or (flag.startswith("--") and arg.startswith(flag + "="))
-                   or (not flag.startswith("--") and arg.startswith(flag) and len(arg) > 2)
-                   for arg in argv):
+    for arg in argv:
+        if arg == "--":
+            break
+        for action in parser._actions:
+            if any(_names_flag(arg, flag) for flag in action.option_strings):
                 given.add(action.dest)
     return given
+
+
+def _names_flag(arg, flag):
+    if flag.startswith("--"):
+        # --name, --name=value, and argparse's unambiguous abbreviations
+        word = arg.split("=", 1)[0]
+        return len(word) > 2 and word.startswith("--") and flag.startswith(word)
+    return arg.startswith(flag) and not arg.startswith("--")
 
 
 def fill_options(options, defaults, log=None):
