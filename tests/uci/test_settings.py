@@ -194,3 +194,18 @@ def test_command_line_wins_over_uci_settings(tmp_path):
     # given explicitly, even with the default value: kept; not given: from UCI
     assert (options.object, options.socket, options.syslog) == ("service", "/tmp/cli.sock", "/tmp/log")
     assert options.respawn_defaults == (3600, 5, 5)
+
+
+def test_unreadable_config_is_an_error_not_an_empty_config(tmp_path):
+    write(tmp_path, "pyprocd", "config service 'a'\n\toption command '/bin/a'\n")
+    core, logs = FakeCore(), []
+    declared = DeclaredServices(core.call, str(tmp_path), log=lambda m, p=None: logs.append(m))
+    assert declared.apply()
+    core.calls.clear()
+    (tmp_path / "pyprocd").unlink()
+    (tmp_path / "pyprocd").mkdir()  # not a regular file any more
+    assert not declared.apply()
+    assert core.calls == [] and any("I/O error" in m for m in logs)
+    (tmp_path / "pyprocd").rmdir()  # gone: the services it declared go too
+    assert declared.apply()
+    assert core.calls == [("delete", {"name": "a"})]

@@ -88,11 +88,19 @@ def load_package(confdir, name=PACKAGE, savedir=None):
 
     Raises UciError on a parse error (message with line and byte).
     """
+    import os
+
     try:
         return _store(confdir, savedir).load(name)
     except UciError as e:
-        if e.reason is None:  # not found
-            return None
+        if e.reason is None and not os.path.lexists(os.path.join(confdir, name)):
+            return None  # no such package: nothing configured
+        if e.reason is None:
+            # there but unreadable (permissions, a directory, a dangling
+            # link): an error, so that running services are left alone
+            from pyprocd.uci.model import ERR_IO
+
+            raise UciError(ERR_IO) from None
         raise
 
 
