@@ -153,3 +153,39 @@ def test_reload_trigger_of_an_init_script_style_service(system):
     assert pyprocd("reload-config", "-c", str(conf), "-m", md5, "-s", sock, env=env).returncode == 0
     assert wait_for(lambda: out.exists())
     assert out.read_text() == "reload\n"
+
+
+def test_watch_turns_notifications_into_trigger_events(system):
+    """An instance with `watch network.interface`: netifd-style notifications run triggers."""
+    from pyprocd.bus.client import UbusClient, UbusObject
+
+    bus, conf, sock, env, tmp_path, daemon = system
+    out = tmp_path / "ifaces"
+    script = tmp_path / "hook.sh"
+    script.write_text('#!/bin/sh\necho "$1" >> "%s"\n' % out)
+    script.chmod(0o755)
+    assert wait_for(lambda: daemon.poll() is not None or len(instance_pids(bus)) == 3)
+    status, _ = bus.call("service", "set", {
+        "name": "network",
+        "instances": {"netifd": {"command": ["/bin/sleep", "2020"],
+                                 "watch": ["network.interface"]}},
+        "triggers": [["interface.*", ["if", ["eq", "interface", "wan"],
+                                      ["run_script", str(script), "%interface%"]]]],
+    })
+    assert status == 0
+    loop = Loop()
+    netifd = UbusClient(loop, sock, log=lambda *a: None)
+    try:
+        netifd.start()
+        added = []
+        obj = UbusObject("network.interface", {"status": ({}, lambda inv, data: 0)})
+        netifd.add_object(obj, added.append)
+        # the daemon subscribes when the object appears (ubus.object.add)
+        assert loop.run_until(lambda: added == [0] and obj.has_subscribers, DEADLINE)
+        netifd.notify(obj, "interface.update", {"interface": "lan"})
+        netifd.notify(obj, "interface.down", {"interface": "wan"})
+        assert loop.run_until(lambda: out.exists(), DEADLINE)
+    finally:
+        netifd.close()
+        loop.close()
+    assert out.read_text() == "wan\n"
