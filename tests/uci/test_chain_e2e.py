@@ -159,10 +159,10 @@ def test_watch_turns_notifications_into_trigger_events(system):
     """An instance with `watch network.interface`: netifd-style notifications run triggers."""
     from pyprocd.bus.client import UbusClient, UbusObject
 
-    bus, conf, sock, env, tmp_path, daemon = system
+    bus, _conf, sock, _env, tmp_path, daemon = system
     out = tmp_path / "ifaces"
     script = tmp_path / "hook.sh"
-    script.write_text('#!/bin/sh\necho "$1" >> "%s"\n' % out)
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{out}"\n')
     script.chmod(0o755)
     assert wait_for(lambda: daemon.poll() is not None or len(instance_pids(bus)) == 3)
     status, _ = bus.call("service", "set", {
