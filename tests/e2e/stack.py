@@ -49,8 +49,9 @@ class Stack:
         self.stderr_path = tmp_path / "daemon.stderr"
 
     def start_bus(self):
-        self.bus = subprocess.Popen([sys.executable, "-m", "pyprocd", "bus", "-s", self.socket],
-                                    env=self.env)
+        with open(self.dir / "bus.stderr", "ab") as stderr:
+            self.bus = subprocess.Popen([sys.executable, "-m", "pyprocd", "bus", "-s", self.socket],
+                                        env=self.env, stderr=stderr)
         assert wait_for(lambda: os.path.exists(self.socket)), "bus did not start"
 
     def start_daemon(self, *extra):
@@ -69,6 +70,16 @@ class Stack:
         self.start_bus()
         self.start_daemon()
         return self
+
+    def diagnose(self, what):
+        """Why a call failed: the CLI's words plus the state of the bus and the daemon."""
+        def tail(name):
+            path = self.dir / name
+            return path.read_text(errors="replace")[-3000:] if path.exists() else "(none)"
+
+        return (f"{what!r}; bus exit {self.bus and self.bus.poll()}, daemon exit "
+                f"{self.daemon and self.daemon.poll()}\n--- bus stderr:\n{tail('bus.stderr')}"
+                f"\n--- daemon stderr:\n{tail('daemon.stderr')}")
 
     def daemon_stderr(self):
         return self.stderr_path.read_text(errors="replace")
@@ -105,7 +116,7 @@ class Stack:
         code, stdout, stderr = self.ubus(*args)
         if code == 0:
             return 0, json.loads(stdout) if stdout.strip() else None
-        assert stderr.startswith("Command failed: ubus call "), stderr
+        assert stderr.startswith("Command failed: ubus call "), self.diagnose(stderr)
         return (256 - code) & 0xFF, None
 
     def stop_daemon(self, timeout=60):
