@@ -122,3 +122,12 @@ def test_daemon_survives_bus_restart(tmp_path):
         assert stack.call("list", {"name": "keep"})[1]["keep"]["instances"]["i1"]["pid"] == pid
     finally:
         stack.close()
+
+
+def test_second_daemon_with_a_taken_name_exits(stack):
+    """`service` is taken (procd, or another pyprocd): start-up fails loudly, exit 1."""
+    argv = [sys.executable, "-m", "pyprocd", "-s", stack.socket, "--syslog",
+            str(stack.dir / "second.log")]
+    done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert b"cannot register ubus object 'service'" in done.stderr

@@ -54,6 +54,7 @@ class Daemon:
         self._closers = list(closers)
         self._stopping = False
         self._published_once = False
+        self.exit_code = 0
 
     def run(self):
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -68,11 +69,16 @@ class Daemon:
             self.loop.run()
         finally:
             self.close()
-        return 0
+        return self.exit_code
 
     def _published(self, status):
         if status:
-            self.log(f"cannot register ubus object {self.api.obj.name!r}: status {status}")
+            name = self.api.obj.name
+            self.log(f"cannot register ubus object {name!r}: status {status}"
+                     + (" (taken: is procd running? see --object)" if status == 2 else ""))
+            if not self._published_once:  # at start-up: give up instead of idling unseen
+                self.exit_code = 1
+                self.shutdown()
             return
         if not self._published_once:
             self._published_once = True
