@@ -191,7 +191,7 @@ def run(quick):
             idle = _mem(bus.pid)
             roundtrip = bench_call_roundtrip(procs.socket, 300 if quick else 3000)
             procs.start("-s", procs.socket, "--syslog", os.path.join(tmp, "nolog"),
-                        stderr=subprocess.DEVNULL)
+                        "--state-file", "none", "--confdir", tmp, stderr=subprocess.DEVNULL)
 
             def listed():
                 try:

@@ -131,7 +131,10 @@ Instance output (crasher, talker) appears below. Ctrl-C stops everything.
             self.spawn("bus", ["bus", "-s", self.socket])
             if self.wait_until(lambda: os.path.exists(self.socket)):
                 syslog = os.path.join(self.dir, "log.sock")  # nobody listens: output to stderr
-                self.spawn("daemon", ["-s", self.socket, "--syslog", syslog])
+                config = os.path.join(self.dir, "config")  # no UCI settings: a clean demo
+                os.mkdir(config)
+                self.spawn("daemon", ["-s", self.socket, "--syslog", syslog, "--confdir", config,
+                                      "--state-file", os.path.join(self.dir, "state.json")])
             if self.wait_until(self.service_listed) and self.submit():
                 self.banner()
             if self.children:

@@ -56,7 +56,7 @@ class Stack:
 
     def start_daemon(self, *extra):
         argv = [sys.executable, "-m", "pyprocd", "-s", self.socket, "--syslog", self.syslog,
-                "--object", self.object, *extra]
+                "--object", self.object, *self.isolation(), *extra]
         # procd was recorded as a nohup job: instances inherit SIGHUP ignored.
         old = signal.signal(signal.SIGHUP, signal.SIG_IGN if self.ignore_hup else signal.SIG_DFL)
         try:
@@ -80,6 +80,12 @@ class Stack:
         return (f"{what!r}; bus exit {self.bus and self.bus.poll()}, daemon exit "
                 f"{self.daemon and self.daemon.poll()}\n--- bus stderr:\n{tail('bus.stderr')}"
                 f"\n--- daemon stderr:\n{tail('daemon.stderr')}")
+
+    def isolation(self):
+        """Options that keep this daemon off the host's shared files (state, UCI)."""
+        config = self.dir / "config"
+        config.mkdir(exist_ok=True)
+        return ["--state-file", str(self.dir / "state.json"), "--confdir", str(config)]
 
     def daemon_stderr(self):
         return self.stderr_path.read_text(errors="replace")

@@ -127,7 +127,7 @@ def test_daemon_survives_bus_restart(tmp_path):
 def test_second_daemon_with_a_taken_name_exits(stack):
     """`service` is taken (procd, or another pyprocd): start-up fails loudly, exit 1."""
     argv = [sys.executable, "-m", "pyprocd", "-s", stack.socket, "--syslog",
-            str(stack.dir / "second.log")]
+            str(stack.dir / "second.log"), "--state-file", "none", *stack.isolation()[2:]]
     done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
     assert done.returncode == 1
     assert b"cannot register ubus object 'service'" in done.stderr
