@@ -148,11 +148,16 @@ def main(argv=None):
         return 0
     run_peers, peer_names, modules = plan(args)
     guard.install_signal_handlers()
-    guard.become_subreaper()  # orphaned services come back to us, to be cleaned up
     results = {"machine": harness.machine(), "quick": args.quick, "peers": None, "modules": {}}
     try:
         if run_peers:
-            results["peers"] = harness.run(peer_config(args), peer_names)
+            # services orphaned by a dying supervisor come back to us, to be cleaned up;
+            # off again for the modules, which run as they would on their own
+            guard.become_subreaper(True)
+            try:
+                results["peers"] = harness.run(peer_config(args), peer_names)
+            finally:
+                guard.become_subreaper(False)
             print(report.peers_table(results["peers"]), flush=True)
         for name in modules:
             print(f"bench: module {name} ...", file=sys.stderr, flush=True)

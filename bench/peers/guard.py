@@ -22,11 +22,11 @@ from . import procfs
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def become_subreaper():
-    """Adopt orphaned descendants; returns False where the kernel refuses."""
+def become_subreaper(on=True):
+    """Adopt orphaned descendants (or stop to); returns False where the kernel refuses."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
