@@ -51,7 +51,9 @@ class Demo:
 
     def spawn(self, name, argv):
         # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
-        proc = subprocess.Popen([sys.executable, "-m", "pyprocd", *argv], start_new_session=True)
+        # If we die without stopping them (SIGKILL), they get SIGTERM from the kernel.
+        proc = subprocess.Popen([sys.executable, "-m", "pyprocd", *argv], start_new_session=True,
+                                preexec_fn=_terminate_with_parent(os.getpid()))  # noqa: PLW1509
         self.children[proc.pid] = name
         self.loop.watch_child(proc.pid, self._child_exited)
         return proc.pid
@@ -152,6 +154,21 @@ Instance output (crasher, talker) appears below. Ctrl-C stops everything.
         self.loop.run_until(lambda: not self.children, 10)
         self.loop.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _terminate_with_parent(parent):
+    """preexec_fn for the demo's children: PR_SET_PDEATHSIG=SIGTERM (the demo has no threads)."""
+    def child_setup():
+        try:
+            from pyprocd.process import shim
+
+            shim.set_pdeathsig(signal.SIGTERM)
+        except Exception:  # noqa: BLE001 - without cffi: a leftover is possible, no failure
+            return
+        if os.getppid() != parent:  # the demo died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return child_setup
 
 
 def _installed():

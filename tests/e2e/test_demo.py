@@ -73,6 +73,10 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
             assert not pid_alive(pid), pid
         assert not os.path.exists(os.path.dirname(socket_path))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failure above: stop it the orderly way first
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
