@@ -6,16 +6,18 @@ that defines run(quick: bool) -> dict, prints tables, writes JSON.
 """
 
 import argparse
-import importlib
 import json
 import os
+import signal
+import subprocess
 import sys
-import traceback
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SRC = os.path.join(ROOT, "src")
 DEFAULT_JSON = os.path.join(HERE, "results.json")
+MODULE_TIMEOUT = 1800.0  # seconds; a hung module is reported, the run goes on
 
 
 def module_names():
@@ -24,19 +26,37 @@ def module_names():
                   if f.startswith("bench_") and f.endswith(".py"))
 
 
-def run_module(name, quick):
-    """{'ok': True, 'result': dict} or {'ok': False, 'error': text}; never raises Exception."""
+def run_module(name, quick, timeout=MODULE_TIMEOUT):
+    """Run bench/bench_<name>.py's run(quick) in a child process; never raises Exception.
+
+    {'ok': True, 'result': dict} or {'ok': False, 'error': text}."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (ROOT, SRC, env.get("PYTHONPATH")) if p)
+    fd, out = tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".json")
+    os.close(fd)
     try:
-        module = importlib.import_module(f"bench.bench_{name}")
-        result = module.run(quick)
-        if not isinstance(result, dict):
-            raise TypeError(f"run() returned {type(result).__name__}, not dict")
-        json.dumps(result)  # must be JSON-able for the results file
-        return {"ok": True, "result": result}
-    except Exception as exc:  # noqa: BLE001 - one module failing must not stop the others
-        last = traceback.format_exception(exc)[-3:]
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                "traceback": "".join(last)}
+        proc = subprocess.Popen([sys.executable, "-m", "bench._module", name,
+                                 "1" if quick else "0", out], cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+        finally:
+            # timed out, interrupted or done: nothing of its process group outlives it
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        with open(out) as f:
+            text = f.read()
+        if not text:
+            return {"ok": False, "error": f"module process exited with {code}, no result"}
+        return json.loads(text)
+    finally:
+        os.unlink(out)
 
 
 def parse_args(argv):

@@ -148,14 +148,21 @@ def test_unknown_only_name_is_refused():
 
 
 def test_a_failing_module_is_reported_not_fatal(monkeypatch):
+    from bench import _module
+
     broken = types.ModuleType("bench.bench_broken")
     broken.run = lambda quick: 1 / 0
     good = types.ModuleType("bench.bench_good")
     good.run = lambda quick: {"quick": quick, "ops_per_s": 12.5}
     monkeypatch.setitem(sys.modules, "bench.bench_broken", broken)
     monkeypatch.setitem(sys.modules, "bench.bench_good", good)
-    failed = cli.run_module("broken", quick=True)
+    failed = _module.run_in_process("broken", quick=True)
     assert failed["ok"] is False and "ZeroDivisionError" in failed["error"]
-    assert cli.run_module("good", quick=True) == {
+    assert _module.run_in_process("good", quick=True) == {
         "ok": True, "result": {"quick": True, "ops_per_s": 12.5}}
-    assert cli.run_module("absent", quick=False)["ok"] is False
+
+
+def test_modules_run_in_a_child_process_whose_failure_is_reported():
+    outcome = cli.run_module("absent", quick=True, timeout=120)
+    assert outcome["ok"] is False
+    assert "No module named 'bench.bench_absent'" in outcome["error"]
