@@ -327,3 +327,34 @@ def test_bus_out_of_file_descriptors_recovers(tmp_path):
             sock.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_big_listing_is_paced_not_truncated(bus):
+    """A listing larger than the 1 MiB queue reaches a slow reader complete (§5.5)."""
+    methods = {f"method{m:02d}": ({f"argument{a}": F.BM_STRING for a in range(8)},
+                                  lambda inv, data: 0) for m in range(12)}
+    objs = [UbusObject(f"obj{n:04d}", methods) for n in range(700)]
+    _connected(bus, *objs)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(bus.path)
+    sock.setblocking(False)
+    sock.sendall(F.message(F.LOOKUP, 1, 0))
+    for _ in range(50):  # let the bus fill its queue while we do not read
+        bus.loop.run_once(0.001)
+    reader, frames = F.FrameReader(), []
+
+    def readable():  # read as the bus writes: an event, not a poll
+        try:
+            frames.extend(reader.feed(sock.recv(65536)))
+        except BlockingIOError:
+            pass
+
+    bus.loop.add_reader(sock.fileno(), readable)
+    bus.until(lambda: frames and F.header(frames[-1])[1] == F.STATUS, 60)
+    bus.loop.remove_reader(sock.fileno())
+    assert F.header(frames[0])[1] == F.HELLO
+    paths = [F.Attrs(F.body_of(f)).string(F.A_OBJPATH) for f in frames[1:-1]]
+    assert paths == [o.name.encode() for o in objs]
+    assert sum(len(f) for f in frames) > F.MAX_MSG  # more than one queue's worth
+    sock.close()
