@@ -72,15 +72,31 @@ def _summary(samples_s):
             "min_us": round(samples[0] * 1e6, 1)}
 
 
+def _bytecode_env(tmp):
+    """Run from compiled bytecode, as an installed package does.
+
+    With PYTHONDONTWRITEBYTECODE (set on this host) every start compiles the
+    sources, and the compiler's heap (~2 MB for the bus) stays in RSS.
+    """
+    env = dict(os.environ, PYTHONPATH=SRC, PYTHONPYCACHEPREFIX=os.path.join(tmp, "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", SRC], env=env,
+                   stdout=subprocess.DEVNULL, check=True)
+    return env
+
+
 class Processes:
     def __init__(self, tmp):
         self.tmp = tmp
         self.socket = os.path.join(tmp, "ubus.sock")
-        self.env = dict(os.environ, PYTHONPATH=SRC)
+        self.env = _bytecode_env(tmp)
         self.procs = []
 
     def start(self, *argv, **kwargs):
-        proc = subprocess.Popen([sys.executable, "-m", "pyprocd", *argv], env=self.env, **kwargs)
+        # -S: no site module, like the bare baseline (this host's .pth files
+        # would otherwise count as our memory)
+        proc = subprocess.Popen([sys.executable, "-S", "-m", "pyprocd", *argv], env=self.env,
+                                **kwargs)
         self.procs.append(proc)
         return proc
 
