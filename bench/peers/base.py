@@ -22,8 +22,6 @@ MARKER_ENV = "PYPROCD_BENCH_MARKER"
 class Service:
     name: str
     argv: tuple
-    # True for a program that exits at once and must be restarted without delay
-    flapping: bool = False
 
 
 class Unavailable(Exception):

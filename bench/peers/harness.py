@@ -189,7 +189,7 @@ def scenario_respawn(peer_cls, ws, cfg):
     os.chmod(program, 0o755)
     peer = peer_cls(os.path.join(workdir, "sup"), ws.marker)
     try:
-        peer.start([Service("flap", (program,), flapping=True)])
+        peer.start([Service("flap", (program,))])
         gaps = wait_respawns(peer, log, cfg.respawns, timeout=30.0 + 3.0 * cfg.respawns)
         _maybe_fail("respawn")
         return {"respawn_ms": stats.summarize(gaps)["median"] * 1000}
