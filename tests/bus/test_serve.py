@@ -7,9 +7,9 @@ from pyprocd.bus.serve import parse_args
 
 
 def test_options():
-    assert parse_args([]) == {"socket": "/var/run/ubus/ubus.sock"}
-    assert parse_args(["-s", "/tmp/x.sock"]) == {"socket": "/tmp/x.sock"}
-    assert parse_args(["-s/tmp/y", "-A", "/etc/acl"]) == {"socket": "/tmp/y"}
+    assert parse_args([]) == {"socket": "/var/run/ubus/ubus.sock", "acl_dir": None}
+    assert parse_args(["-s", "/tmp/x.sock"]) == {"socket": "/tmp/x.sock", "acl_dir": None}
+    assert parse_args(["-s/tmp/y", "-A", "/etc/acl"]) == {"socket": "/tmp/y", "acl_dir": "/etc/acl"}
     assert parse_args(["-s"]) is None
     assert parse_args(["--help"]) is None
 

@@ -5,10 +5,12 @@ ids >= 1024, byte-sorted lookups, INVOKE forwarding with USER/GROUP from
 SO_PEERCRED and reply rewriting, events, subscriptions, object add/remove
 events, the monitor, the 1 MiB message limit and the 1 MiB outgoing queue.
 
-Deliberate differences (host use): ACL files are not read, every client may do
-everything (ubusd would deny all non-root clients without ACL files, which makes
-an unprivileged test bus useless); the monitor is allowed to root and to the
-user running the bus. File descriptor passing (SCM_RIGHTS) is not forwarded.
+ACLs (§5.6) are enforced when an ACL directory is given (`pyprocd bus -A DIR`,
+see acl.py). Deliberate differences (host use): without -A, every client may
+do everything (ubusd always reads /usr/share/acl.d and, without files there,
+denies all non-root clients, which makes an unprivileged test bus useless); the
+monitor is allowed to root and to the user running the bus. File descriptor
+passing (SCM_RIGHTS) is not forwarded.
 
 Robustness: every message is handled inside a guard; anything unexpected from
 one client drops that client only. No per-call state is kept, so a client that
@@ -38,6 +40,7 @@ class Client:
         "fd",
         "gid",
         "group",
+        "groups",
         "id",
         "inbox",
         "lookup",
@@ -57,6 +60,7 @@ class Client:
         self.fd = sock.fileno()
         self.id = client_id
         self.uid, self.gid, self.user, self.group = creds
+        self.groups = set()  # supplementary gids, read only when ACLs are enforced
         self.reader = F.FrameReader()
         self.outq = []  # pending outgoing chunks (bytes / memoryview)
         self.out_bytes = 0
@@ -69,11 +73,12 @@ class Client:
 
 
 class ObjType:
-    __slots__ = ("id", "refs", "signature")
+    __slots__ = ("id", "methods", "refs", "signature")
 
     def __init__(self, type_id, methods):
         self.id = type_id
-        self.signature = F.attr(F.A_SIGNATURE, methods)  # as sent in LOOKUP replies
+        self.methods = methods  # [(name bytes, raw method entry)] in registration order
+        self.signature = F.attr(F.A_SIGNATURE, b"".join(raw for _n, raw in methods))
         self.refs = 0
 
 
@@ -110,6 +115,10 @@ class Pattern:
 _names = {}  # (uid, gid) -> (user, group): no passwd/group file reads per connection
 
 
+def peer_pid(sock):
+    return struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, _SO_PEERCRED, 12))[0]
+
+
 def peer_credentials(sock):
     """(uid, gid, user, group) of the peer, or None when a name does not resolve."""
     import grp
@@ -138,8 +147,10 @@ class Broker:
     replaced, e.g. by tests that replay captured traffic with the captured ids.
     """
 
-    def __init__(self, loop, path, *, new_id=None, credentials=peer_credentials, log=_log):
+    def __init__(self, loop, path, *, new_id=None, credentials=peer_credentials, log=_log,
+                 acl=None):
         self.loop = loop
+        self.acl = acl  # pyprocd.bus.acl.Acl, or None: everything allowed
         self.path = path
         self.new_id = new_id
         self.credentials = credentials
@@ -215,6 +226,10 @@ class Broker:
                 sock.close()  # like ubusd: unknown user/group, no HELLO
                 continue
             client = Client(sock, self._alloc("client", self.clients), creds)
+            if self.acl is not None and client.uid != 0:
+                from pyprocd.bus.acl import supplementary_groups
+
+                client.groups = supplementary_groups(peer_pid(sock))
             self.clients[client.id] = client
             self.loop.add_reader(client.fd, lambda c=client: self._readable(c))
             self._send(client, F.message(F.HELLO, 0, client.id))
@@ -373,8 +388,11 @@ class Broker:
         for obj in objects:
             if obj.type is None or self.objects.get(obj.id) is not obj:
                 continue
+            signature = self._visible_signature(client, obj)
+            if signature is None:
+                continue
             body = (F.attr_str(F.A_OBJPATH, obj.path) + F.attr_u32(F.A_OBJID, obj.id)
-                    + F.attr_u32(F.A_OBJTYPE, obj.type.id) + obj.type.signature)
+                    + F.attr_u32(F.A_OBJTYPE, obj.type.id) + signature)
             self._send(client, F.message(F.DATA, seq, peer, body))
             if client.outq:
                 return  # resumed by _writable
@@ -389,6 +407,22 @@ class Broker:
                 return
             self._receive(client, queued)
 
+    def _visible_signature(self, client, obj):
+        """The SIGNATURE this client may see; None hides the object (no method allowed)."""
+        if self.acl is None or client.uid == 0 or not obj.type.methods:
+            return obj.type.signature
+        allowed = [raw for name, raw in obj.type.methods
+                   if self.acl.allowed(client, obj.path, "access", name)]
+        return F.attr(F.A_SIGNATURE, b"".join(allowed)) if allowed else None
+
+    def _allowed(self, client, name, kind, method=None):
+        return self.acl is None or self.acl.allowed(client, name, kind, method)
+
+    def reload_acl(self):
+        """SIGHUP: read the ACL files again; announce the new sequence like ubusd."""
+        if self.acl is not None and self.acl.load():
+            self._deliver(b"ubus.acl.sequence", F.bm_int32("sequence", self.acl.sequence), None)
+
     # -- objects -------------------------------------------------------------------
 
     def _new_type(self, signature):
@@ -397,8 +431,9 @@ class Broker:
         for _id, _ext, start, end, nxt in F.iter_attrs(signature):
             if not F.bm_check(signature, start - 4, end - start + 4, True):
                 return None
-            methods.append(bytes(signature[start - 4:nxt]))
-        obj_type = ObjType(self._alloc("type", self.types), b"".join(methods))
+            name = F.bm_element(signature, start - 4)[1]
+            methods.append((name, bytes(signature[start - 4:nxt])))
+        obj_type = ObjType(self._alloc("type", self.types), methods)
         self.types[obj_type.id] = obj_type
         return obj_type
 
@@ -411,7 +446,8 @@ class Broker:
             created = obj_type is not None
         obj = Obj(self._alloc("object", self.objects), client, obj_type)
         path = attrs.string(F.A_OBJPATH)
-        if path is not None and path in self.paths:
+        taken = path is not None and path in self.paths
+        if path is not None and (taken or not self._allowed(client, path, "publish")):
             if created:
                 del self.types[obj_type.id]
             return F.INVALID_ARGUMENT
@@ -499,6 +535,8 @@ class Broker:
         if target.path is None and client.user != target.owner.user \
                 and client.group != target.owner.group:
             return F.NOT_FOUND
+        if target.path is not None and not self._allowed(client, target.path, "subscribe"):
+            return F.NOT_FOUND
         target.subscribers.insert(0, subscriber)
         subscriber.subscriptions.insert(0, target)
         if len(target.subscribers) == 1:
@@ -555,6 +593,8 @@ class Broker:
         obj = self.objects.get(objid)
         if obj is None:
             return F.NOT_FOUND
+        if not self._allowed(client, obj.path, "access", method):
+            return F.PERMISSION_DENIED
         body = (F.attr_u32(F.A_OBJID, obj.id) + F.attr_str(F.A_METHOD, method)
                 + F.attr_str(F.A_USER, client.user) + F.attr_str(F.A_GROUP, client.group)
                 + self._data_attr(attrs))
@@ -583,6 +623,9 @@ class Broker:
             return F.NOT_FOUND
         if obj.owner is not client or not pattern:
             return F.PERMISSION_DENIED
+        if not self._allowed(client, pattern[:-1] if pattern.endswith(b"*") else pattern,
+                             "listen"):
+            return F.PERMISSION_DENIED
         self.pattern_order += 1
         self.patterns.append(Pattern(obj, pattern, self.pattern_order))
         self.patterns.sort(key=lambda p: (p.text, p.order))
@@ -594,7 +637,7 @@ class Broker:
             return F.INVALID_ARGUMENT
         start, end = args[b"id"]
         name = bytes(data[start:end]).split(b"\0", 1)[0]
-        if name.startswith(b"ubus."):
+        if name.startswith(b"ubus.") or not self._allowed(client, name, "send"):
             return F.PERMISSION_DENIED
         start, end = args[b"data"]
         self._deliver(name, bytes(data[start:end]), sender=client)
@@ -618,7 +661,19 @@ class Broker:
     def _acl_call(self, client, seq, peer, method, attrs):
         if method != b"query":
             return F.INVALID_COMMAND
-        data = F.bm_int32("seq", 0) + F.bm_attr(F.BM_ARRAY, "acl", b"")
+        entries = []
+        if self.acl is not None:
+            own = [obj.path for obj in client.objects if obj.path is not None]
+            for entry in self.acl.query(client, own):
+                table = F.bm_string("obj", entry.pattern)
+                if entry.user is not None:
+                    table += F.bm_string("user", entry.user)
+                if entry.group is not None:
+                    table += F.bm_string("group", entry.group)
+                table += F.bm_attr(F.BM_TABLE, "acl", entry.acl_table)
+                entries.append(F.bm_attr(F.BM_TABLE, "", table))
+        sequence = self.acl.sequence if self.acl is not None else 0
+        data = F.bm_int32("seq", sequence) + F.bm_attr(F.BM_ARRAY, "acl", b"".join(entries))
         body = F.attr_u32(F.A_OBJID, SYSTEM_ACL) + F.attr(F.A_DATA, data)
         self._send(client, F.message(F.DATA, seq, peer, body))
         return F.OK

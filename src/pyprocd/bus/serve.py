@@ -11,13 +11,14 @@ from pyprocd.bus.frame import DEFAULT_SOCKET
 
 USAGE = """Usage: pyprocd bus [-s <socket>] [-A <acl dir>]
  -s <socket>:  unix socket to listen on (default {socket})
- -A <dir>:     accepted for ubusd compatibility; the host bus enforces no ACLs
+ -A <dir>:     enforce ubusd's ACL files from <dir> (SIGHUP reloads them);
+               without -A every client may do everything
 """
 
 
 def parse_args(argv):
-    """{'socket': path} or None (usage error / help)."""
-    options = {"socket": DEFAULT_SOCKET}
+    """{'socket': path, 'acl_dir': dir or None} or None (usage error / help)."""
+    options = {"socket": DEFAULT_SOCKET, "acl_dir": None}
     args = list(argv)
     while args:
         word = args.pop(0)
@@ -27,8 +28,7 @@ def parse_args(argv):
             word, value = word[:2], word[2:]
         else:
             return None
-        if word == "-s":
-            options["socket"] = value
+        options["socket" if word == "-s" else "acl_dir"] = value
     return options
 
 
@@ -41,15 +41,22 @@ def main(argv=None):
     from pyprocd.loop import Loop
 
     loop = Loop()
+    acl = None
+    if options["acl_dir"] is not None:
+        from pyprocd.bus.acl import Acl
+
+        acl = Acl(options["acl_dir"], log=lambda text: print(f"pyprocd bus: {text}",
+                                                              file=sys.stderr, flush=True))
+        acl.load()
     try:
-        broker = Broker(loop, options["socket"])
+        broker = Broker(loop, options["socket"], acl=acl)
     except OSError as e:
         print(f"pyprocd bus: cannot listen on {options['socket']}: {e}", file=sys.stderr)
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda _signum: loop.stop())
-    # ubusd reloads its ACLs on SIGHUP; there are none here, but HUP must not kill the bus.
-    loop.add_signal_handler(signal.SIGHUP, lambda _signum: None)
+    # like ubusd: SIGHUP reloads the ACL files (and never kills the bus)
+    loop.add_signal_handler(signal.SIGHUP, lambda _signum: broker.reload_acl())
     try:
         loop.run()
     finally:
