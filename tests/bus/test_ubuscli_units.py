@@ -21,8 +21,8 @@ def test_verbose_list_type_names():
     sig = signature_of([("m", {"s": 3, "i": 5, "b": 7, "t": 2, "a": 1, "l": 4, "d": 8, "x": 0}),
                         ("none", {})])
     assert list(_signature_lines(sig)) == [
-        '"m":{"s":"String","i":"Integer","b":"Boolean","t":"Table","a":"Array",'
-        '"l":"(unknown)","d":"(unknown)","x":"(unknown)"}',
+        ('"m":{"s":"String","i":"Integer","b":"Boolean","t":"Table","a":"Array",'
+         '"l":"(unknown)","d":"(unknown)","x":"(unknown)"}'),
         '"none":{}',
     ]
 
