@@ -105,13 +105,12 @@ def build_daemon(options):
     from pyprocd.api.service import ServiceApi
     from pyprocd.bus.client import UbusClient
     from pyprocd.core.manager import ServiceManager
+    from pyprocd.daemon import settings as uci_settings
     from pyprocd.loop import Loop
     from pyprocd.process.logsink import DaemonLog, SyslogSink
     from pyprocd.process.spawn import Spawner
 
     # issue 4 (UCI): settings fill the options the command line did not give
-    from pyprocd.daemon import settings as uci_settings
-
     uci_settings.fill_options(options, {"socket": DEFAULT_SOCKET, "object": "service",
                                         "syslog": DEFAULT_SYSLOG})
     loop = Loop()
