@@ -21,8 +21,6 @@ def recorded():
             json.loads(commands["deleter"]["argv"][-1]))
 
 
-@pytest.mark.xfail(strict=True, reason="core (ServiceManager._set_or_add) notifies service.start"
-                   " before instance.start; procd sends instance.start first")
 def test_subscriber_sees_procds_notifications(tmp_path):
     expected, set_request, delete_request = recorded()
     stack = Stack(tmp_path).start()

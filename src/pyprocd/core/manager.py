@@ -258,8 +258,6 @@ class ServiceManager:
             old = svc.data
             svc.data = dict(sorted(data.items()))
             self.data_update_events(old, data)
-        if new:
-            self.notify("service.start", {"service": name})
         if instances is not None:
             if not add:
                 svc.version += 1
@@ -268,6 +266,9 @@ class ServiceManager:
                     self._upsert_instance(svc, inst_name, raw)
             if not add:
                 self._flush_stale(svc)
+        if new:
+            # After the instances' instance.start, as procd (recorded sessions show it).
+            self.notify("service.start", {"service": name})
         if new or instances is not None:
             self.queue_running(name)
         return None
