@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from pyprocd.bus.client import UbusClient, UbusObject
 from pyprocd.loop import Loop
