@@ -171,9 +171,8 @@ def test_uncommitted_changes_count_like_config_load(tmp_path):
 
 
 def test_command_line_wins_over_uci_settings(tmp_path):
-    import argparse
-
-    from pyprocd.daemon.settings import fill_options, given_options
+    from pyprocd.daemon.main import parse_args
+    from pyprocd.daemon.settings import fill_options
 
     write(tmp_path, "pyprocd", """
         config pyprocd 'main'
@@ -181,15 +180,8 @@ def test_command_line_wins_over_uci_settings(tmp_path):
         \toption socket '/tmp/from-uci.sock'
         \toption syslog '/tmp/log'
         """)
-    parser = argparse.ArgumentParser()
-    parser.add_argument("-s", "--socket", default="/var/run/ubus/ubus.sock")
-    parser.add_argument("--object", default="service")
-    parser.add_argument("--syslog", default="/dev/log")
-    parser.add_argument("--confdir")
     defaults = {"socket": "/var/run/ubus/ubus.sock", "object": "service", "syslog": "/dev/log"}
-    argv = ["--obj", "service", "--confdir", str(tmp_path), "-s/tmp/cli.sock"]
-    options = parser.parse_args(argv)
-    options.given = given_options(parser, argv)
+    options = parse_args(["--object", "service", "--confdir", str(tmp_path), "-s/tmp/cli.sock"])
     fill_options(options, defaults)
     # given explicitly, even with the default value: kept; not given: from UCI
     assert (options.object, options.socket, options.syslog) == ("service", "/tmp/cli.sock", "/tmp/log")

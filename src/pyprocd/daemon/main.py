@@ -10,34 +10,79 @@ are lazy, so a process that only parses arguments (or a --monitor parent)
 stays small.
 """
 
-import argparse
 import signal
 import sys
+
+from pyprocd.common import LOG_DEBUG, LOG_WARNING
 
 DEFAULT_SOCKET = "/var/run/ubus/ubus.sock"
 DEFAULT_SYSLOG = "/dev/log"
 STOP_GRACE = 120.0  # seconds: after this, a stuck shutdown gives up waiting
 
 
-def parse_args(argv):
-    from pyprocd.daemon.lifecycle import USAGE as lifecycle_usage  # issue 6: taken off argv first
-
-    parser = argparse.ArgumentParser(prog="pyprocd", description="procd-compatible supervisor",
-                                     epilog=lifecycle_usage,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-s", "--socket", default=DEFAULT_SOCKET, help="ubus socket path")
-    parser.add_argument("--object", default="service",
-                        help="name of the ubus object (default: service)")
-    parser.add_argument("--syslog", default=DEFAULT_SYSLOG,
-                        help="syslog socket for instance output and daemon messages")
+# option -> (attribute, default, help). Parsed by hand: argparse costs the
+# daemon ~1.5 MB of RAM for the rest of its life (gettext, locale, shutil, ...).
+OPTIONS = {
+    "--socket": ("socket", DEFAULT_SOCKET, "ubus socket path"),
+    "--object": ("object", "service", "name of the ubus object"),
+    "--syslog": ("syslog", DEFAULT_SYSLOG, "syslog socket for instance output and daemon messages"),
     # issue 4 (UCI): pyprocd's own configuration <confdir>/pyprocd; what the
     # command line gives explicitly wins over it
-    parser.add_argument("--confdir", default="/etc/config",
-                        help="UCI config directory (settings and declared services)")
-    options = parser.parse_args(argv)
-    from pyprocd.daemon.settings import given_options
+    "--confdir": ("confdir", "/etc/config", "UCI config directory (settings and declared services)"),
+}
+SHORT = {"-s": "--socket"}
 
-    options.given = given_options(parser, argv)
+
+class Options:
+    """Parsed command line; `given` names the options the command line set."""
+
+    def __init__(self):
+        for attr, default, _help in OPTIONS.values():
+            setattr(self, attr, default)
+        self.given = set()
+
+
+def usage():
+    from pyprocd.daemon.lifecycle import USAGE as lifecycle_usage  # issue 6: taken off argv first
+
+    lines = ["usage: pyprocd [-s SOCKET] [--object NAME] [--syslog PATH] [--confdir DIR]",
+             "       pyprocd bus|ubus|uci|reload-config ...", "", "procd-compatible supervisor", "",
+             "options:", "  -h, --help             show this help and exit"]
+    for flag, (attr, default, text) in OPTIONS.items():
+        short = next((k + ", " for k, v in SHORT.items() if v == flag), "")
+        lines.append(f"  {short + flag + ' ' + attr.upper():<22} {text} (default {default})")
+    return "\n".join(lines) + "\n\n" + lifecycle_usage
+
+
+class UsageError(SystemExit):
+    def __init__(self, message):
+        sys.stderr.write(f"pyprocd: {message}\nTry 'pyprocd --help'.\n")
+        super().__init__(2)  # argparse's code: --detach reports it to the caller
+
+
+def parse_args(argv):
+    options = Options()
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            sys.stdout.write(usage())
+            raise SystemExit(0)
+        if arg == "--":
+            break
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else (arg[:2], "", arg[2:])
+        flag = SHORT.get(flag, flag)
+        if flag not in OPTIONS:
+            raise UsageError(f"unknown option {arg!r}")
+        if not eq and not value:
+            if not args:
+                raise UsageError(f"option {flag} needs a value")
+            value = args.pop(0)
+        attr = OPTIONS[flag][0]
+        setattr(options, attr, value)
+        options.given.add(attr)
+    if args:
+        raise UsageError(f"unexpected argument {args[0]!r}")
     return options
 
 
@@ -101,6 +146,35 @@ class Daemon:
         self.loop.close()
 
 
+def become_subreaper(log):
+    """Orphaned descendants of our services become our children, so that
+    double-forking services are still reaped here and can be followed."""
+    try:
+        from pyprocd.process.harden import set_child_subreaper
+
+        set_child_subreaper()
+    except (ImportError, OSError) as e:
+        log(f"cannot become a child subreaper ({e}): daemonising services are not followed",
+            LOG_WARNING)
+        return False
+    return True
+
+
+def ensure_stdio():
+    """fds 0-2 must exist: otherwise the first pipe we open would become a
+    child's stdin/stdout and instance setup would dup2 over it."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def build_daemon(options):
     from pyprocd.api.service import ServiceApi
     from pyprocd.bus.client import UbusClient
@@ -117,6 +191,9 @@ def build_daemon(options):
     sink = SyslogSink(options.syslog)
     log = DaemonLog(sink=sink)
     spawner = Spawner(loop, sink, log=log)
+    spawner.subreaper = become_subreaper(log)
+    loop.on_orphan_reaped = lambda pid, status: log(
+        f"reaped orphaned process {pid} (status {status})", LOG_DEBUG)
     manager = ServiceManager(loop, spawner, log=log)
     client = UbusClient(loop, options.socket, log=log)
     api = ServiceApi(client, manager, options.object, log=log)
@@ -129,6 +206,7 @@ def build_daemon(options):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    ensure_stdio()
     # issue 6 (lifecycle): --detach/--pidfile/--monitor/--state-file come off argv
     # and act before the heavy imports, so a --monitor parent stays small
     import os

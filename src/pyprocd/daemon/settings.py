@@ -395,27 +395,6 @@ class DeclaredServices:
 # -- daemon hook -------------------------------------------------------------------
 
 
-def given_options(parser, argv):
-    """Destinations of the argparse options that appear in argv (so UCI
-    settings never override what the command line says, even a default)."""
-    given = set()
-    for arg in argv:
-        if arg == "--":
-            break
-        for action in parser._actions:
-            if any(_names_flag(arg, flag) for flag in action.option_strings):
-                given.add(action.dest)
-    return given
-
-
-def _names_flag(arg, flag):
-    if flag.startswith("--"):
-        # --name, --name=value, and argparse's unambiguous abbreviations
-        word = arg.split("=", 1)[0]
-        return len(word) > 2 and word.startswith("--") and flag.startswith(word)
-    return arg.startswith(flag) and not arg.startswith("--")
-
-
 def fill_options(options, defaults, log=None):
     """Options the command line left at their defaults take the UCI values.
 
@@ -430,7 +409,7 @@ def fill_options(options, defaults, log=None):
         if log is not None:
             log(f"cannot read {confdir}/{PACKAGE}: uci: {e.message()}", LOG_ERR)
         settings = Settings()
-    given = getattr(options, "given", None)  # set by given_options(), if known
+    given = getattr(options, "given", None)  # options the command line set, if known
     for attr, default in defaults.items():
         value = getattr(settings, attr, None)
         if not value:
