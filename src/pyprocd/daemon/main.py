@@ -150,9 +150,9 @@ def become_subreaper(log):
     """Orphaned descendants of our services become our children, so that
     double-forking services are still reaped here and can be followed."""
     try:
-        from pyprocd.process.harden import set_child_subreaper
+        from pyprocd.process import shim  # not harden: its seccomp/caps modules are not needed here
 
-        set_child_subreaper()
+        shim.set_child_subreaper(True)
     except (ImportError, OSError) as e:
         log(f"cannot become a child subreaper ({e}): daemonising services are not followed",
             LOG_WARNING)

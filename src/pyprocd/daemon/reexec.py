@@ -26,7 +26,6 @@ actions queued but not yet run; log pipes of instances that already exited
 while a grandchild still holds the pipe open.
 """
 
-import json
 import os
 import signal
 import sys
@@ -99,6 +98,8 @@ def handover(state, keep_fds, env_var, drain_signals=None):
     drain_signals() -> signal numbers caught but not yet dispatched (the
     loop's wakeup bytes): with the control signals blocked, they are raised
     again so that they wait, pending, for the new image."""
+    import json  # the process is about to exec itself: costs nothing lasting
+
     data = json.dumps({"format": FORMAT, **state}, separators=(",", ":")).encode()
     fd = _memfd(data)
     for keep in keep_fds:
@@ -138,6 +139,8 @@ def receive(fd):
             break
         chunks.append(chunk)
     os.close(fd)
+    import json  # a re-exec'd daemon: the json module is the price of the handover
+
     state = json.loads(b"".join(chunks))
     if state.get("format") != FORMAT:
         raise ValueError("handed-over state of an unknown format")

@@ -25,7 +25,6 @@ adopted instance is unknown (it is no longer our child: the pidfd says
 "exited", waitpid cannot tell how). A live re-exec (reexec.py) keeps all of it.
 """
 
-import json
 import os
 
 STATE_VERSION = 1
@@ -86,11 +85,56 @@ def write_atomic(path, data):
 
 
 def encode(state):
-    return json.dumps(state, separators=(",", ":")).encode()
+    """Compact JSON, written without the `json` package.
+
+    The state is rewritten while the daemon runs; importing `json` (which
+    drags in `re`) would cost ~1 MB of RAM for the daemon's whole life. The
+    C string escaper json itself uses comes from `_json`, alone.
+    """
+    out = []
+    _dump(state, out)
+    return "".join(out).encode()
+
+
+def _dump(value, out):
+    from _json import encode_basestring_ascii as quote
+
+    if isinstance(value, str):
+        out.append(quote(value))
+    elif value is None or isinstance(value, bool):
+        out.append({None: "null", True: "true", False: "false"}[value])
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"cannot store {value!r} in the state")
+        out.append(float.__repr__(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, (key, item) in enumerate(value.items()):
+            if i:
+                out.append(",")
+            if not isinstance(key, str):
+                raise TypeError(f"state keys must be strings, not {type(key).__name__}")
+            out.append(quote(key))
+            out.append(":")
+            _dump(item, out)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _dump(item, out)
+        out.append("]")
+    else:
+        raise TypeError(f"cannot store {type(value).__name__} in the state")
 
 
 def decode(data):
     """Parse a state blob; None (and the reason) if it is unusable."""
+    import json  # only when taking over after a crash: not in a normal daemon's memory
+
     try:
         state = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:

@@ -5,7 +5,6 @@ records no delta for no-op changes) or raises UciError. Replaying a delta
 file uses the same functions and ignores the returned delta.
 """
 
-import re
 
 from .model import ERR_INVAL, ERR_NOTFOUND, UciError, valid_type
 
@@ -111,6 +110,8 @@ def rename(pkg, section, option, new_name):
 
 def parse_position(text):
     """strtoul() then use as a signed int: '-1' wraps to -1, junk gives 0."""
+    import re  # lazily: the daemon reads configs but never reorders, keep `re` out of it
+
     m = re.match(r"\s*([+-]?)(\d+)", text)
     if not m:
         return 0
@@ -123,6 +124,8 @@ def parse_position(text):
 
 def parse_index(text):
     """A list index for `delete …=N`: must start with a decimal number."""
+    import re
+
     m = re.match(r"\s*([+-]?\d+)", text)
     return int(m.group(1)) if m else None
 

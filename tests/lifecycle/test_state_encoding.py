@@ -1,0 +1,46 @@
+"""The state file is JSON written without the json package (memory); it must read back exactly."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyprocd.daemon.state import decode, encode
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(), c, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values)
+def test_encode_is_json(value):
+    assert json.loads(encode(value)) == value
+
+
+def test_decode_round_trip_and_rejects_garbage():
+    from pyprocd.daemon.state import STATE_VERSION
+    state = {"version": STATE_VERSION, "services": [{"name": "x\n\u00e9"}]}
+    assert decode(encode(state)) == (state, None)
+    bad, reason = decode(b"{not json")
+    assert bad is None and "unreadable" in reason
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {1: "x"}, object()])
+def test_unstorable_values_raise(value):
+    with pytest.raises((ValueError, TypeError)):
+        encode(value)
+
+
+def test_daemon_does_not_import_json_or_re():
+    import subprocess
+    import sys
+    code = ("import sys; import pyprocd.daemon.main as m; "
+            "o = m.parse_args(['-s', '/nonexistent', '--confdir', '/nonexistent']); m.build_daemon(o); "
+            "import pyprocd.daemon.survival; print(sorted({'json', 're', 'argparse'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
