@@ -75,13 +75,23 @@ def test_cli_process_against_daemon(stack):
         _delete_everything(stack)
 
 
+def _pgid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def test_sigterm_stops_every_instance(tmp_path):
     stack = Stack(tmp_path).start()
     try:
         assert stack.call("set", {"name": "two", "instances": {
             "a": {"command": ["/bin/sleep", "1000"]},
+            # ignores SIGTERM (SIGKILL after term_timeout); group_kill so that
+            # its background child goes too and the test leaves nothing behind
             "b": {"command": ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & wait"],
-                  "term_timeout": 1}}})[0] == 0
+                  "term_timeout": 1, "group_kill": True}}})[0] == 0
         pids = []
 
         def running():
@@ -91,8 +101,9 @@ def test_sigterm_stops_every_instance(tmp_path):
             return len(pids) == 2
 
         assert wait_for(running)
+        group = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(p) == pids[1]]
         assert stack.stop_daemon() == 0
-        assert not any(pid_alive(pid) for pid in pids)
+        assert not any(pid_alive(pid) for pid in pids + group)
     finally:
         stack.close()
 
