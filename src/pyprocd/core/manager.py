@@ -55,6 +55,7 @@ class ServiceManager:
         self.respawn_defaults = tuple(respawn_defaults)
         self.initd_dir = initd_dir
         self.triggers = None  # the trigger engine, when one is plugged in
+        self.on_state_change = None  # called after changes the crash-survival state shows
         self.services = {}
         self._running_queue = []
         self._running_active = 0
@@ -509,6 +510,51 @@ class ServiceManager:
         return [i.pid for s in self.services.values()
                 for i in list(s.instances.values()) + list(s.stopping) if i.running]
 
+    # -- beyond procd: revive, crash survival / re-exec state --------------------
+
+    def m_revive(self, msg):
+        """`service revive {name?, instance?}`: restart instances that gave up
+        (crash loop, exec failure) with their crash counter reset. Beyond procd."""
+        name = _opt(msg, "name", is_str)
+        inst_name = _opt(msg, "instance", is_str)
+        if name is not None and name not in self.services:
+            return st.NOT_FOUND, None
+        if inst_name is not None and (name is None or inst_name not in self.services[name].instances):
+            return st.NOT_FOUND, None
+        revived = []
+        for svc_name in sorted(self.services):
+            if name is not None and svc_name != name:
+                continue
+            svc = self.services[svc_name]
+            for n in sorted(svc.instances):
+                inst = svc.instances[n]
+                if (inst_name is None or n == inst_name) and inst.failed and not inst.running:
+                    inst.respawn_count = 0
+                    inst.failed = False
+                    inst.respawn = inst.spec.respawn
+                    inst.start()
+                    revived.append(inst.label)
+        for label in revived:
+            self.log(f"Instance {label} revived")
+        return st.OK, {"revived": revived}
+
+    def _state_changed(self):
+        """Something export_state() shows may have changed: the daemon debounces
+        this into one state-file write."""
+        if self.on_state_change is not None:
+            self.on_state_change()
+
+    def export_state(self, describe_proc=None):
+        from pyprocd.core import snapshot
+
+        return snapshot.export_state(self, describe_proc)
+
+    def import_state(self, state, adopt):
+        from pyprocd.core import snapshot
+
+        return snapshot.import_state(self, state, adopt)
+
+
 
 def _valid_validator(v):
     return type(v) is dict and is_str(v.get("package")) and is_str(v.get("type"))
@@ -582,173 +628,5 @@ def _dump_extensions(inst, out):
         out["exits"] = [e.as_dict() for e in inst.exits]
 
 
-# == Crash survival, live re-exec, revive (issue 6; owner: daemon lifecycle) =================
-# Additive: the daemon layer (pyprocd.daemon.supervise) calls these. The core
-# stays pure: it never touches /proc, fds or fork; the daemon passes in
-# `describe_proc(proc) -> dict` (extra per-process data to keep: /proc start
-# time, log pipe fds) and `adopt(entry, on_exit) -> (proc, elapsed_s) | None`
-# (re-attach a live pid, None if that process is gone).
-
-STATE_FORMAT = 1
-
-
-def _export_instance(inst, loop_now, describe_proc):
-    entry = {
-        "name": inst.name, "raw": inst.spec.raw, "data": inst.spec.data,
-        "version": inst.version, "pid": inst.pid, "exit_code": inst.exit_code,
-        "runtime": (loop_now - inst.start_time) if inst.running else 0,
-        "respawn": inst.respawn, "respawn_count": inst.respawn_count,
-        "halt": inst.halt, "restart": inst.restart, "failed": inst.failed,
-        "spawn_error": inst.spawn_error,
-        "watchdog": [inst.wd_mode, inst.wd_timeout, inst.wd_self_managed],
-        "exits": [[e.pid, e.exit_code, e.signal, e.runtime, e.respawn_count, e.error]
-                  for e in inst.exits],
-    }
-    if inst.respawn_timer is not None:
-        entry["respawn_in"] = inst.respawn_timer.remaining()
-    if inst.running and describe_proc is not None and inst.proc is not None:
-        entry["proc"] = describe_proc(inst.proc)
-    return entry
-
-
-def _export_service(svc, now, describe_proc):
-    return {
-        "name": svc.name, "autostart": svc.autostart, "data": svc.data,
-        "triggers": svc.triggers, "validate": svc.validate, "version": svc.version,
-        "deleted": svc.deleted,
-        "instances": [_export_instance(svc.instances[n], now, describe_proc)
-                      for n in sorted(svc.instances)],
-        "stopping": [_export_instance(i, now, describe_proc) for i in svc.stopping],
-    }
-
-
-def _m_export_state(self, describe_proc=None):
-    """Everything needed to take over the running services: JSON-able."""
-    now = self.loop.time()
-    return {"format": STATE_FORMAT,
-            "services": [_export_service(s, now, describe_proc)
-                         for s in self.services.values()]}
-
-
-def _m_import_state(self, state, adopt):
-    """Re-create services/instances from export_state() and adopt live pids.
-
-    Call on an empty manager. Instances whose process died meanwhile go
-    through the normal exit path (exit recorded, respawn rules applied).
-    Returns (adopted, gone) counts.
-    """
-    from pyprocd.core.instance import ExitRecord
-
-    if type(state) is not dict or state.get("format") != STATE_FORMAT:
-        raise ValueError("unknown state format")
-    counts = [0, 0]
-    for entry in state["services"]:
-        if entry["name"] in self.services:
-            # Import runs before anything is submitted; never replace (and
-            # orphan) a live service object should that order ever change.
-            self.log(f"state import: service {entry['name']} exists already, kept as is",
-                     LOG_WARNING)
-            continue
-        svc = Service(entry["name"], entry["version"])
-        svc.autostart, svc.data = entry["autostart"], entry["data"]
-        svc.triggers, svc.validate = entry["triggers"], entry["validate"] or []
-        svc.deleted = entry["deleted"]
-        self.services[svc.name] = svc
-        if self.triggers is not None and svc.triggers:
-            self.triggers.set_triggers(svc.name, None, svc.triggers)
-        for one in entry["instances"]:
-            inst = self._import_instance(svc, one, ExitRecord)
-            svc.instances[inst.name] = inst
-            self._revive_process(inst, one, adopt, counts)
-        for one in entry["stopping"]:
-            inst = self._import_instance(svc, one, ExitRecord)
-            svc.stopping.add(inst)
-            self._revive_process(inst, one, adopt, counts)
-    return tuple(counts)
-
-
-def _m_import_instance(self, svc, entry, exit_record):
-    spec = parse_instance(entry["name"], entry["raw"], self.facts, self.respawn_defaults)
-    if spec.data != entry["data"]:
-        spec = spec.replace(data=entry["data"])  # changed by set_data since
-    inst = Instance(self, svc, spec)
-    inst.version = entry["version"]
-    inst.exit_code = entry["exit_code"]
-    inst.respawn, inst.respawn_count = entry["respawn"], entry["respawn_count"]
-    inst.halt, inst.restart, inst.failed = entry["halt"], entry["restart"], entry["failed"]
-    inst.spawn_error = entry["spawn_error"]
-    inst.wd_mode, inst.wd_timeout, inst.wd_self_managed = entry["watchdog"]
-    for e in entry["exits"]:
-        inst.exits.append(exit_record(*e))
-    if self.triggers is not None and spec.triggers:
-        self.triggers.set_triggers(svc.name, inst.name, spec.triggers)
-    return inst
-
-
-def _m_revive_process(self, inst, entry, adopt, counts):
-    pid = entry["pid"]
-    if not pid:
-        if entry.get("respawn_in") is not None:
-            inst.respawn_timer = self.loop.call_later(entry["respawn_in"], inst.respawn_start)
-        return
-    inst.pid = pid  # as it was; _exited() below needs it either way
-    found = adopt(entry, inst._exited)
-    if found is None:
-        # Died while no daemon watched it: status unknown, rules still apply.
-        counts[1] += 1
-        inst.start_time = self.loop.time() - entry["runtime"]
-        self.loop.call_soon(inst._exited, None, None)
-        return
-    counts[0] += 1
-    inst.proc, elapsed = found
-    inst.start_time = self.loop.time() - elapsed
-    inst._arm_watchdog()
-    if inst.halt:
-        inst._terminate()  # a stop was under way: finish it (re-arms SIGKILL)
-
-
-def _m_revive(self, msg):
-    """`service revive {name?, instance?}`: restart instances that gave up
-    (crash loop, exec failure) with their crash counter reset. Beyond procd."""
-    name = _opt(msg, "name", is_str)
-    inst_name = _opt(msg, "instance", is_str)
-    if name is not None and name not in self.services:
-        return st.NOT_FOUND, None
-    if inst_name is not None and (name is None or inst_name not in self.services[name].instances):
-        return st.NOT_FOUND, None
-    revived = []
-    for svc_name in sorted(self.services):
-        if name is not None and svc_name != name:
-            continue
-        svc = self.services[svc_name]
-        for n in sorted(svc.instances):
-            inst = svc.instances[n]
-            if (inst_name is None or n == inst_name) and inst.failed and not inst.running:
-                inst.respawn_count = 0
-                inst.failed = False
-                inst.respawn = inst.spec.respawn
-                inst.start()
-                revived.append(inst.label)
-    for label in revived:
-        self.log(f"Instance {label} revived")
-    return st.OK, {"revived": revived}
-
-
-def _m_state_changed(self):
-    hook = self.on_state_change
-    if hook is not None:
-        hook()
-
-
-ServiceManager.export_state = _m_export_state
-ServiceManager.import_state = _m_import_state
-ServiceManager._import_instance = _m_import_instance
-ServiceManager._revive_process = _m_revive_process
-ServiceManager.m_revive = _m_revive
-ServiceManager._state_changed = _m_state_changed
-# Called (no arguments) after anything export_state() shows may have changed;
-# the daemon debounces it into one state-file write.
-ServiceManager.on_state_change = None
 # Methods that change nothing export_state() shows: no state write after them.
 READ_ONLY_METHODS = frozenset(("list", "get_data", "validate", "event", "watchdog"))
-# == end of issue 6 section ==================================================================
