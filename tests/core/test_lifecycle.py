@@ -220,3 +220,31 @@ def test_initd_running_is_called_on_submission_and_after_respawn(tmp_path):
         assert sup.call("list", {"name": "noscript"}) == (0, {"noscript": {}})
     finally:
         sup.close()
+
+
+def test_netdev_ifindex_change_restarts(tmp_path):
+    """procd compares netdev by ifindex captured at submission: an interface
+    that was re-created (same name, new index) restarts the instance."""
+    from pyprocd.core.spec import Facts
+
+    class Interfaces(Facts):
+        index = {"br-lan": 7}
+
+        def ifindex(self, name):
+            return self.index.get(name, 0)
+
+    facts = Interfaces()
+    sup = Supervisor(tmp_path, facts=facts)
+    try:
+        cfg = {"command": ["/bin/sleep", "1000"], "netdev": ["br-lan"]}
+        sup.call("set", {"name": "n", "instances": {"i": cfg}})
+        inst = sup.inst("n", "i")
+        pid = inst.pid
+        sup.call("set", {"name": "n", "instances": {"i": cfg}})
+        sup.pump(0.1)
+        assert inst.pid == pid  # same index: kept
+        facts.index = {"br-lan": 12}
+        sup.call("set", {"name": "n", "instances": {"i": cfg}})
+        assert sup.wait(lambda: inst.running and inst.pid != pid)
+    finally:
+        sup.close()
