@@ -61,7 +61,7 @@ def kill_all(roots=(), marker=None, include_own=False, timeout=10.0):
         tree = procfs.descendants(list(roots))
         if include_own:
             tree += [p for p in procfs.descendants([me]) if p != me]
-        if marker:
+        if marker is not None:
             tree += procfs.processes_mentioning(marker)
         alive = [p for p in dict.fromkeys(tree) if p != me and not procfs.is_zombie(p)]
         if not alive:

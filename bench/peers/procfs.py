@@ -145,6 +145,9 @@ def mentions(pid, marker):
 
 def processes_mentioning(marker):
     """Live (non-zombie) pids anywhere on the machine that mention marker."""
+    if len(marker) < 8:
+        # "" or "/" would match every process: callers kill what this returns
+        raise ValueError(f"marker too short to be specific: {marker!r}")
     me = os.getpid()
     found = []
     for name in os.listdir("/proc"):

@@ -5,6 +5,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from bench.peers import guard, procfs
 
 
@@ -32,6 +34,13 @@ def test_matching_finds_a_child_by_exact_command_line(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert procfs.usage(proc.pid) is None
+
+
+def test_a_marker_too_short_to_be_specific_is_refused():
+    with pytest.raises(ValueError):
+        guard.kill_all(marker="")
+    with pytest.raises(ValueError):
+        procfs.processes_mentioning("/tmp")
 
 
 def test_kill_all_ends_a_tree_including_grandchildren(tmp_path):
