@@ -58,11 +58,11 @@ def test_hand_constructed_element_verdicts(case):
     elements = list(blob.iter_attrs(raw, 4, head_len))
     assert len(elements) == len(case["elements"])
     pos = 4
-    for (attr_id, extended, payload), expect in zip(elements, case["elements"]):
+    for (attr_id, extended, start, end, _next), expect in zip(elements, case["elements"]):
         remaining = head_len - pos
         assert attr_id == expect["blob_id"]
         assert extended == expect["extended"]
-        assert len(payload) + 4 == expect["raw_len"]
+        assert end - start + 4 == expect["raw_len"]
         for name_required in (True, False):
             key = f"blobmsg_check_attr_len(name={'true' if name_required else 'false'})"
             got = blobmsg.check_attr_len(raw, name_required, remaining, pos)

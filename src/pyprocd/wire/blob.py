@@ -3,8 +3,8 @@
     >>> from pyprocd.wire import blob
     >>> blob.encode_attr(2, b"test\\0")              # plain attribute id 2, payload
     b'\\x02\\x00\\x00\\ttest\\x00\\x00\\x00\\x00'
-    >>> [(i, bytes(p)) for i, _ext, p in blob.iter_attrs(b"\\x03\\x00\\x00\\x08\\x00\\x00\\x00\\x07")]
-    [(3, b'\\x00\\x00\\x00\\x07')]
+    >>> list(blob.iter_attrs(b"\\x03\\x00\\x00\\x08\\x00\\x00\\x00\\x07"))
+    [(3, False, 4, 8, 8)]
 
 Layout (big-endian regardless of host): one be32 header word
 ``extended(1 bit) | id(7 bits) | raw_len(24 bits)``, raw_len counting the
@@ -82,15 +82,18 @@ def encode_attr(attr_id, payload, extended=False):
 
 
 def iter_attrs(buf, start=0, end=None):
-    """Yield (id, extended, payload memoryview) for the attributes in buf[start:end].
+    """Yield (id, extended, payload_start, payload_end, next_offset) for buf[start:end].
 
-    Like libubox's iteration it stops silently at the first attribute whose
-    padded length is < 4 or runs past `end`, and ignores trailing bytes
-    (ubus message attributes are read this way).
+    Offsets, not slices: the bus forwards attributes verbatim and parses most
+    of them in place, so a copy or memoryview per attribute would be waste.
+    Iteration follows libubox (spec §1.4): it stops silently at the first
+    attribute whose *padded* length is < 4 or runs past `end`, and ignores
+    trailing bytes. An attribute with raw length 1..3 is still yielded (its
+    payload_end < payload_start): policy parsers ignore it, blobmsg checks
+    reject it, as libubox does.
     """
     if end is None:
         end = len(buf)
-    view = memoryview(buf)
     unpack = _BE32.unpack_from
     pos = start
     while end - pos >= 4:
@@ -99,23 +102,29 @@ def iter_attrs(buf, start=0, end=None):
         padded = (raw_len + 3) & ~3
         if padded < 4 or padded > end - pos:
             return
-        yield (word & ID_MASK) >> ID_SHIFT, bool(word & ATTR_EXTENDED), view[pos + 4:pos + raw_len]
+        yield (word & ID_MASK) >> ID_SHIFT, bool(word & ATTR_EXTENDED), pos + 4, pos + raw_len, \
+            pos + padded
         pos += padded
 
 
-def check_type(payload, blob_type):
-    """libubox `blob_check_type`: does `payload` fit plain blob type `blob_type`?"""
-    n = len(payload)
-    if blob_type in (UNSPEC, NESTED, BINARY):
-        return True
+def check_type(buf, blob_type, start=0, end=None):
+    """libubox `blob_check_type`: does the payload buf[start:end] fit plain blob type `blob_type`?
+
+    Offsets so that the bus checks payloads in place (no slice per attribute).
+    """
+    if end is None:
+        end = len(buf)
+    n = end - start
     if blob_type == STRING:
-        return n >= 1 and payload[n - 1] == 0
+        return n >= 1 and buf[end - 1] == 0
+    if blob_type == INT32:
+        return n == 4
+    if 0 <= blob_type <= BINARY:  # UNSPEC, NESTED, BINARY: any payload
+        return True
     if blob_type == INT8:
         return n == 1
     if blob_type == INT16:
         return n == 2
-    if blob_type == INT32:
-        return n == 4
     if blob_type == INT64:
         return n == 8
     if blob_type == DOUBLE:

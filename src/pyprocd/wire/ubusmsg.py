@@ -49,15 +49,15 @@ libubus and ubusd see. `Message.body` keeps the received attribute bytes for
 verbatim forwarding (`encode_frame`). For encoding, a RawBlob/bytes value of
 any attribute is written as its payload unchanged.
 
-`MessageReader.feed` raises BlobError when the stream cannot be framed any
-more (blob length < 4 or above MAX_MESSAGE_LEN); the connection must then be
-dropped, as ubusd does. A bad attribute inside a well-framed message is not
-an error (see above).
+`FrameReader.feed` (whole frames as bytes, what the bus forwards verbatim)
+and `MessageReader.feed` (decoded Messages, built on it) raise BlobError when
+the stream cannot be framed any more (blob length < 4 or above
+MAX_MESSAGE_LEN); the connection must then be dropped, as ubusd does. A bad
+attribute inside a well-framed message is not an error (see above).
 """
 
 import struct
 
-from . import blobmsg
 from .blob import LEN_MASK, BlobError, check_type, encode_attr, iter_attrs
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "ATTR_ACTIVE",
     "ATTR_DATA",
     "ATTR_GROUP",
+    "ATTR_MAX",
     "ATTR_METHOD",
     "ATTR_NAMES",
     "ATTR_NO_REPLY",
@@ -77,12 +78,17 @@ __all__ = [
     "ATTR_TARGET",
     "ATTR_UNSPEC",
     "ATTR_USER",
+    "CONNECTION_FAILED",
     "DATA",
+    "DEFAULT_SOCKET",
     "HEADER_LEN",
     "HELLO",
+    "INVALID_ARGUMENT",
+    "INVALID_COMMAND",
     "INVOKE",
     "LOOKUP",
     "MAX_MESSAGE_LEN",
+    "METHOD_NOT_FOUND",
     "MONITOR",
     "MONITOR_ATTR_NAMES",
     "MONITOR_CLIENT",
@@ -93,22 +99,38 @@ __all__ = [
     "MONITOR_TYPE",
     "MSG_NAMES",
     "NOTIFY",
+    "NOT_FOUND",
+    "NOT_SUPPORTED",
+    "NO_DATA",
+    "NO_MEMORY",
+    "OK",
+    "PARSE_ERROR",
+    "PERMISSION_DENIED",
     "PING",
     "REMOVE_OBJECT",
     "STATUS",
+    "STATUS_TEXT",
     "SUBSCRIBE",
+    "SYSTEM_ERROR",
     "SYSTEM_OBJECT_ACL",
     "SYSTEM_OBJECT_EVENT",
     "SYSTEM_OBJECT_MONITOR",
+    "TIMEOUT",
+    "UNKNOWN_ERROR",
     "UNSUBSCRIBE",
     "BlobError",
+    "FrameReader",
     "Message",
     "MessageReader",
     "RawBlob",
     "decode_attrs",
+    "decode_frame",
     "encode",
     "encode_attrs",
     "encode_frame",
+    "header",
+    "pack_frame",
+    "strerror",
 ]
 
 # Message types (UBUS_MSG_*)
@@ -144,6 +166,7 @@ ATTR_NO_REPLY = 10
 ATTR_SUBSCRIBERS = 11
 ATTR_USER = 12
 ATTR_GROUP = 13
+ATTR_MAX = 14  # UBUS_ATTR_MAX: ubusd and libubus ignore ids from here on
 ATTR_NAMES = {ATTR_STATUS: "status", ATTR_OBJPATH: "objpath", ATTR_OBJID: "objid",
               ATTR_METHOD: "method", ATTR_OBJTYPE: "objtype", ATTR_SIGNATURE: "signature",
               ATTR_DATA: "data", ATTR_TARGET: "target", ATTR_ACTIVE: "active",
@@ -163,6 +186,38 @@ MONITOR_ATTR_NAMES = {MONITOR_CLIENT: "client", MONITOR_PEER: "peer", MONITOR_SE
 SYSTEM_OBJECT_EVENT = 1
 SYSTEM_OBJECT_ACL = 2
 SYSTEM_OBJECT_MONITOR = 3
+
+# Status codes (UBUS_STATUS_*), the value of ATTR_STATUS, and their texts (ubus_strerror)
+OK = 0
+INVALID_COMMAND = 1
+INVALID_ARGUMENT = 2
+METHOD_NOT_FOUND = 3
+NOT_FOUND = 4
+NO_DATA = 5
+PERMISSION_DENIED = 6
+TIMEOUT = 7
+NOT_SUPPORTED = 8
+UNKNOWN_ERROR = 9
+CONNECTION_FAILED = 10
+NO_MEMORY = 11
+PARSE_ERROR = 12
+SYSTEM_ERROR = 13
+STATUS_TEXT = (
+    "Success", "Invalid command", "Invalid argument", "Method not found", "Not found",
+    "No response", "Permission denied", "Request timed out", "Operation not supported",
+    "Unknown error", "Connection failed", "Out of memory", "Parsing message data failed",
+    "System error",
+)
+
+
+def strerror(status):
+    """ubus_strerror: the text for a status code."""
+    if 0 <= status < len(STATUS_TEXT):
+        return STATUS_TEXT[status]
+    return f"Unknown error: {status}"
+
+
+DEFAULT_SOCKET = "/var/run/ubus/ubus.sock"
 
 HEADER_LEN = 8
 MAX_MESSAGE_LEN = 1048576  # ubusd/libubus limit on the (padded) message blob
@@ -246,6 +301,20 @@ _MONITOR_ATTRS = {
 }
 
 
+_blobmsg = None
+
+
+def _load_blobmsg():
+    """The blobmsg codec, imported on first use: the bus frames with this module and never
+    decodes DATA, so it does not pay blobmsg's memory (a cached global: an import statement
+    per attribute would cost more than the decoding)."""
+    global _blobmsg
+    from . import blobmsg
+
+    _blobmsg = blobmsg
+    return blobmsg
+
+
 def _decode_payload(kind, payload):
     if kind == _K_U32:
         return _U32.unpack(payload)[0]
@@ -254,7 +323,7 @@ def _decode_payload(kind, payload):
         return raw[:raw.find(b"\0")].decode("utf-8", "surrogateescape")
     if kind == _K_TABLE:
         try:
-            return blobmsg.decode_table(payload)
+            return (_blobmsg or _load_blobmsg()).decode_table(payload)
         except BlobError:
             return RawBlob(payload)
     if kind == _K_I32:
@@ -262,7 +331,8 @@ def _decode_payload(kind, payload):
     if kind == _K_BOOL:
         return payload[0] != 0
     if kind == _K_IDLIST:
-        return [_U32.unpack(p)[0] for _i, _e, p in iter_attrs(payload) if len(p) == 4]
+        return [_U32.unpack_from(payload, start)[0]
+                for _i, _e, start, end, _n in iter_attrs(payload) if end - start == 4]
     return decode_attrs(payload)
 
 
@@ -270,12 +340,13 @@ def decode_attrs(body, monitor=False):
     """Top-level attributes -> {id: value}, with libubus's rules (see module doc)."""
     table = _MONITOR_ATTRS if monitor else _MESSAGE_ATTRS
     attrs = {}
-    for attr_id, _ext, payload in iter_attrs(body):
+    view = memoryview(body)
+    for attr_id, _ext, start, end, _next in iter_attrs(body):
         spec = table.get(attr_id)
-        if spec is None or not check_type(payload, spec[1]):
-            continue  # unknown id or wrong type: treated as absent
+        if spec is None or end < start or not check_type(body, spec[1], start, end):
+            continue  # unknown id, raw length < 4 or wrong type: treated as absent
         attrs.pop(attr_id, None)  # last one wins, and goes where it was seen last
-        attrs[attr_id] = _decode_payload(spec[0], payload)
+        attrs[attr_id] = _decode_payload(spec[0], view[start:end])
     return attrs
 
 
@@ -291,7 +362,7 @@ def _encode_payload(kind, value, attr_id):
             raise BlobError(f"attribute {attr_id}: expected str, got {type(value).__name__}")
         return value.encode("utf-8", "surrogateescape") + b"\0"
     if kind == _K_TABLE:
-        return blobmsg.encode_table(value)
+        return (_blobmsg or _load_blobmsg()).encode_table(value)
     if kind == _K_BOOL:
         return b"\1" if value else b"\0"
     if kind == _K_IDLIST:
@@ -314,13 +385,31 @@ def encode_attrs(attrs, monitor=False):
     return b"".join(parts)
 
 
+def pack_frame(msg_type, seq, peer, body=b"", version=0):
+    """A whole frame around an already encoded attribute `body`, unchecked (the bus's builder)."""
+    return (_HEADER.pack(version & 0xFF, msg_type & 0xFF, seq & 0xFFFF, peer & 0xFFFFFFFF)
+            + _BLOB_HDR.pack(4 + len(body)) + body)
+
+
 def encode_frame(msg_type, seq, peer, body, version=0):
-    """A whole frame around an already encoded attribute `body`."""
+    """pack_frame, refusing a message blob above MAX_MESSAGE_LEN."""
     blob_len = 4 + len(body)
     if blob_len > MAX_MESSAGE_LEN:
         raise BlobError(f"message blob of {blob_len} bytes exceeds {MAX_MESSAGE_LEN}")
-    return (_HEADER.pack(version & 0xFF, msg_type & 0xFF, seq & 0xFFFF, peer & 0xFFFFFFFF)
-            + _BLOB_HDR.pack(blob_len) + body)
+    return pack_frame(msg_type, seq, peer, body, version)
+
+
+# header(frame) -> (version, type, seq, peer) of a whole frame (a bound method: no
+# Python call layer, the broker reads one per message)
+header = _HEADER.unpack_from
+
+
+def decode_frame(frame):
+    """A whole frame (as FrameReader gives) -> Message, `body` its attribute bytes."""
+    version, msg_type, seq, peer = _HEADER.unpack_from(frame)
+    body = frame[12:]
+    return Message(msg_type, seq, peer, decode_attrs(body, monitor=msg_type == MONITOR), version,
+                   body)
 
 
 def encode(msg):
@@ -329,8 +418,12 @@ def encode(msg):
     return encode_frame(msg.type, msg.seq, msg.peer, body, msg.version)
 
 
-class MessageReader:
-    """Incremental frame decoder: feed it whatever recv() returned."""
+class FrameReader:
+    """Incremental framer: feed it whatever recv() returned, get whole frames (bytes).
+
+    The one reader of the stream: the bus forwards these bytes verbatim,
+    MessageReader decodes them.
+    """
 
     __slots__ = ("_buf", "max_len")
 
@@ -339,18 +432,18 @@ class MessageReader:
         self.max_len = max_len
 
     def pending(self):
-        """Number of buffered bytes that do not form a whole message yet."""
+        """Number of buffered bytes that do not form a whole frame yet."""
         return len(self._buf)
 
     def feed(self, data):
-        """Add bytes; return the list of messages completed by them (maybe empty).
+        """Add bytes; return the list of frames completed by them (maybe empty).
 
-        BlobError when a frame header is garbage; its `.messages` holds the
-        messages completed before it. The reader stays broken afterwards.
+        BlobError when a frame header is garbage; its `.frames` holds the
+        frames completed before it. The reader stays broken afterwards.
         """
         buf = self._buf
         buf += data
-        messages = []
+        frames = []
         pos = 0
         try:
             while len(buf) - pos >= 12:
@@ -358,16 +451,33 @@ class MessageReader:
                 if blob_len < 4 or (blob_len + 3) & ~3 > self.max_len:
                     err = BlobError(f"message blob length {blob_len} outside 4..{self.max_len}: "
                                     "the stream is garbage from here, drop the connection")
-                    err.messages = messages  # the whole messages read before the garbage
+                    err.frames = frames  # the whole frames read before the garbage
                     raise err
                 end = pos + 8 + blob_len
                 if end > len(buf):
                     break
-                version, msg_type, seq, peer = _HEADER.unpack_from(buf, pos)
-                body = bytes(buf[pos + 12:end])
-                attrs = decode_attrs(body, monitor=msg_type == MONITOR)
-                messages.append(Message(msg_type, seq, peer, attrs, version, body))
+                frames.append(bytes(buf[pos:end]))
                 pos = end
         finally:
-            del buf[:pos]
-        return messages
+            if pos:
+                del buf[:pos]
+        return frames
+
+
+class MessageReader(FrameReader):
+    """FrameReader that decodes each frame into a Message."""
+
+    __slots__ = ()
+
+    def feed(self, data):
+        """Add bytes; return the list of Messages completed by them (maybe empty).
+
+        BlobError as FrameReader.feed; its `.messages` holds the messages
+        completed before the garbage.
+        """
+        try:
+            frames = FrameReader.feed(self, data)
+        except BlobError as err:
+            err.messages = [decode_frame(frame) for frame in err.frames]
+            raise
+        return [decode_frame(frame) for frame in frames]
