@@ -12,7 +12,7 @@ are not listed, so the listing stays byte-identical to procd's.
 """
 
 from pyprocd.bus.client import ARRAY, BOOL, INT32, STRING, TABLE, UbusObject
-from pyprocd.bus.frame import UNKNOWN_ERROR, strerror
+from pyprocd.wire.ubusmsg import UNKNOWN_ERROR, strerror
 
 _SET_POLICY = {"name": STRING, "script": STRING, "instances": TABLE, "triggers": ARRAY,
                "validate": ARRAY, "autostart": BOOL, "data": TABLE}

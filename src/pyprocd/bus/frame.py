@@ -1,51 +1,113 @@
-"""Raw ubus framing for the bus layer: headers, top-level attributes, byte-exact.
+"""Raw ubus framing for the bus layer: ubusd's parsing rules on raw bytes.
 
-Why this exists beside pyprocd.wire.ubusmsg: a broker must apply ubusd's exact
-parsing rules (an attribute of the wrong type is *absent*, the last duplicate
-wins, ids beyond the table are ignored) and must forward message bodies and
-DATA attributes verbatim, without a decode/encode round trip that could change
-a single byte. So the broker and the client work on raw bytes here and call the
-blobmsg codec (pyprocd.wire.blobmsg) only for the contents of DATA/SIGNATURE.
+The wire facts (message/attribute ids, status codes, attribute encoding and
+iteration, type checks, header packing, the stream framer) live in
+pyprocd.wire; this module gives them the short names the bus code uses and
+adds only what a broker and a byte-exact client need beyond a codec: ubusd's
+and libubus's policy parsing of raw top-level attributes (an attribute of the
+wrong type is *absent*, the last duplicate wins, ids beyond the table are
+ignored), read in place so that bodies and DATA attributes can be forwarded
+verbatim, without a decode/encode round trip that could change a byte; and
+the few blobmsg builders/parsers ubusd itself runs on raw bytes.
 """
 
 import struct
 
-DEFAULT_SOCKET = "/var/run/ubus/ubus.sock"
-MAX_MSG = 1048576  # ubus's compiled-in maximum message blob size
-
-# message types (UBUS_MSG_*)
-HELLO, STATUS, DATA, PING, LOOKUP, INVOKE = 0, 1, 2, 3, 4, 5
-ADD_OBJECT, REMOVE_OBJECT, SUBSCRIBE, UNSUBSCRIBE, NOTIFY, MONITOR = 6, 7, 8, 9, 10, 11
-
-# top-level attributes (UBUS_ATTR_*)
-A_STATUS, A_OBJPATH, A_OBJID, A_METHOD, A_OBJTYPE, A_SIGNATURE, A_DATA = 1, 2, 3, 4, 5, 6, 7
-A_TARGET, A_ACTIVE, A_NO_REPLY, A_SUBSCRIBERS, A_USER, A_GROUP = 8, 9, 10, 11, 12, 13
-ATTR_MAX = 14
-
-# monitor attributes (UBUS_MONITOR_*)
-M_CLIENT, M_PEER, M_SEND, M_SEQ, M_TYPE, M_DATA = 0, 1, 2, 3, 4, 5
-
-# status codes
-OK, INVALID_COMMAND, INVALID_ARGUMENT, METHOD_NOT_FOUND, NOT_FOUND = 0, 1, 2, 3, 4
-NO_DATA, PERMISSION_DENIED, TIMEOUT, NOT_SUPPORTED, UNKNOWN_ERROR = 5, 6, 7, 8, 9
-CONNECTION_FAILED, NO_MEMORY, PARSE_ERROR, SYSTEM_ERROR = 10, 11, 12, 13
-
-STATUS_TEXT = (
-    "Success", "Invalid command", "Invalid argument", "Method not found", "Not found",
-    "No response", "Permission denied", "Request timed out", "Operation not supported",
-    "Unknown error", "Connection failed", "Out of memory", "Parsing message data failed",
-    "System error",
+from pyprocd.wire.blob import BINARY as B_BINARY
+from pyprocd.wire.blob import DOUBLE as B_DOUBLE
+from pyprocd.wire.blob import INT8 as B_INT8
+from pyprocd.wire.blob import INT16 as B_INT16
+from pyprocd.wire.blob import INT32 as B_INT32
+from pyprocd.wire.blob import INT64 as B_INT64
+from pyprocd.wire.blob import NESTED as B_NESTED
+from pyprocd.wire.blob import STRING as B_STRING
+from pyprocd.wire.blob import UNSPEC as B_UNSPEC
+from pyprocd.wire.blob import BlobError as FrameError
+from pyprocd.wire.blob import check_type, iter_attrs
+from pyprocd.wire.blob import encode_attr as attr
+from pyprocd.wire.element import ARRAY as BM_ARRAY
+from pyprocd.wire.element import DOUBLE as BM_DOUBLE
+from pyprocd.wire.element import INT8 as BM_INT8
+from pyprocd.wire.element import INT16 as BM_INT16
+from pyprocd.wire.element import INT32 as BM_INT32
+from pyprocd.wire.element import INT64 as BM_INT64
+from pyprocd.wire.element import STRING as BM_STRING
+from pyprocd.wire.element import TABLE as BM_TABLE
+from pyprocd.wire.element import UNSPEC as BM_UNSPEC
+from pyprocd.wire.element import check_attr_len, name_header
+from pyprocd.wire.element import element as bm_element
+from pyprocd.wire.ubusmsg import (  # message types, status codes and the rest by their wire names
+    ADD_OBJECT,
+    ATTR_MAX,
+    CONNECTION_FAILED,
+    DATA,
+    DEFAULT_SOCKET,
+    HELLO,
+    INVALID_ARGUMENT,
+    INVALID_COMMAND,
+    INVOKE,
+    LOOKUP,
+    METHOD_NOT_FOUND,
+    MONITOR,
+    NO_DATA,
+    NO_MEMORY,
+    NOT_FOUND,
+    NOT_SUPPORTED,
+    NOTIFY,
+    OK,
+    PARSE_ERROR,
+    PERMISSION_DENIED,
+    PING,
+    REMOVE_OBJECT,
+    STATUS,
+    STATUS_TEXT,
+    SUBSCRIBE,
+    SYSTEM_ERROR,
+    TIMEOUT,
+    UNKNOWN_ERROR,
+    UNSUBSCRIBE,
+    FrameReader,
+    header,
+    strerror,
 )
+from pyprocd.wire.ubusmsg import ATTR_ACTIVE as A_ACTIVE
+from pyprocd.wire.ubusmsg import ATTR_DATA as A_DATA
+from pyprocd.wire.ubusmsg import ATTR_GROUP as A_GROUP
+from pyprocd.wire.ubusmsg import ATTR_METHOD as A_METHOD
+from pyprocd.wire.ubusmsg import ATTR_NO_REPLY as A_NO_REPLY
+from pyprocd.wire.ubusmsg import ATTR_OBJID as A_OBJID
+from pyprocd.wire.ubusmsg import ATTR_OBJPATH as A_OBJPATH
+from pyprocd.wire.ubusmsg import ATTR_OBJTYPE as A_OBJTYPE
+from pyprocd.wire.ubusmsg import ATTR_SIGNATURE as A_SIGNATURE
+from pyprocd.wire.ubusmsg import ATTR_STATUS as A_STATUS
+from pyprocd.wire.ubusmsg import ATTR_SUBSCRIBERS as A_SUBSCRIBERS
+from pyprocd.wire.ubusmsg import ATTR_TARGET as A_TARGET
+from pyprocd.wire.ubusmsg import ATTR_USER as A_USER
+from pyprocd.wire.ubusmsg import MAX_MESSAGE_LEN as MAX_MSG
+from pyprocd.wire.ubusmsg import MONITOR_CLIENT as M_CLIENT
+from pyprocd.wire.ubusmsg import MONITOR_DATA as M_DATA
+from pyprocd.wire.ubusmsg import MONITOR_PEER as M_PEER
+from pyprocd.wire.ubusmsg import MONITOR_SEND as M_SEND
+from pyprocd.wire.ubusmsg import MONITOR_SEQ as M_SEQ
+from pyprocd.wire.ubusmsg import MONITOR_TYPE as M_TYPE
+from pyprocd.wire.ubusmsg import pack_frame as message
 
-
-def strerror(status):
-    if 0 <= status < len(STATUS_TEXT):
-        return STATUS_TEXT[status]
-    return f"Unknown error: {status}"
-
-
-# plain blob types used by attribute policies (BLOB_ATTR_*)
-B_UNSPEC, B_NESTED, B_BINARY, B_STRING, B_INT8, B_INT16, B_INT32, B_INT64, B_DOUBLE = range(9)
+__all__ = [  # the bus's names for the wire facts above, and this module's own
+    "ADD_OBJECT", "ATTR_MAX", "A_ACTIVE", "A_DATA", "A_GROUP", "A_METHOD", "A_NO_REPLY",
+    "A_OBJID", "A_OBJPATH", "A_OBJTYPE", "A_SIGNATURE", "A_STATUS", "A_SUBSCRIBERS",
+    "A_TARGET", "A_USER", "BM_ARRAY", "BM_DOUBLE", "BM_INT8", "BM_INT16", "BM_INT32",
+    "BM_INT64", "BM_STRING", "BM_TABLE", "BM_UNSPEC", "B_BINARY", "B_DOUBLE", "B_INT8",
+    "B_INT16", "B_INT32", "B_INT64", "B_NESTED", "B_STRING", "B_UNSPEC", "CLIENT_POLICY",
+    "CONNECTION_FAILED", "DATA", "DEFAULT_SOCKET", "HELLO", "INVALID_ARGUMENT",
+    "INVALID_COMMAND", "INVOKE", "LOOKUP", "MAX_MSG", "METHOD_NOT_FOUND", "MONITOR",
+    "M_CLIENT", "M_DATA", "M_PEER", "M_SEND", "M_SEQ", "M_TYPE", "NOTIFY", "NOT_FOUND",
+    "NOT_SUPPORTED", "NO_DATA", "NO_MEMORY", "OK", "PARSE_ERROR", "PERMISSION_DENIED", "PING",
+    "REMOVE_OBJECT", "STATUS", "STATUS_TEXT", "SUBSCRIBE", "SYSTEM_ERROR", "TIMEOUT",
+    "UBUSD_POLICY", "UNKNOWN_ERROR", "UNSUBSCRIBE", "Attrs", "FrameError", "FrameReader",
+    "attr", "attr_str", "attr_u8", "attr_u32", "bm_attr", "bm_check", "bm_element",
+    "bm_int32", "bm_parse", "bm_string", "body_of", "check_type", "header", "i32",
+    "iter_attrs", "message", "strerror", "u32_at",
+]
 
 # ubusd's policy; ids without an entry accept any payload
 UBUSD_POLICY = {
@@ -58,23 +120,10 @@ CLIENT_POLICY = {
     A_ACTIVE: B_INT8, A_NO_REPLY: B_INT8, A_SUBSCRIBERS: B_NESTED,
 }
 
-_HEADER = struct.Struct(">BBHI")
 _U32 = struct.Struct(">I")
-_I32 = struct.Struct(">i")
-
-
-class FrameError(Exception):
-    """The peer announced a message we must not accept: drop the connection."""
 
 
 # -- building ------------------------------------------------------------------
-
-
-def attr(attr_id, payload, extended=False):
-    """One blob attribute: header word, payload, zero padding to 4 bytes."""
-    raw_len = 4 + len(payload)
-    head = (0x80000000 if extended else 0) | (attr_id & 0x7F) << 24 | raw_len
-    return _U32.pack(head) + bytes(payload) + b"\0" * (-raw_len & 3)
 
 
 def attr_u32(attr_id, value):
@@ -91,49 +140,7 @@ def attr_u8(attr_id, value):
     return attr(attr_id, bytes((value & 0xFF,)))
 
 
-def message(msg_type, seq, peer, body=b"", version=0):
-    """A complete ubus message: header + the id-0 blob holding `body` (encoded attributes)."""
-    return _HEADER.pack(version & 0xFF, msg_type & 0xFF, seq & 0xFFFF, peer & 0xFFFFFFFF) + \
-        _U32.pack(4 + len(body)) + body
-
-
-def header(raw):
-    """(version, type, seq, peer) of a complete message."""
-    return _HEADER.unpack_from(raw, 0)
-
-
 # -- parsing -------------------------------------------------------------------
-
-
-def iter_attrs(buf, start=0, end=None):
-    """Yield (id, extended, payload_start, payload_end, next_offset) per blob rules (§1.4)."""
-    if end is None:
-        end = len(buf)
-    off = start
-    while end - off >= 4:
-        head = _U32.unpack_from(buf, off)[0]
-        raw_len = head & 0xFFFFFF
-        padded = (raw_len + 3) & ~3
-        if raw_len < 4 or padded > end - off:
-            return
-        yield (head >> 24) & 0x7F, bool(head & 0x80000000), off + 4, off + raw_len, off + padded
-        off += padded
-
-
-def _type_ok(blob_type, payload_len, buf, payload_end):
-    if blob_type == B_STRING:
-        return payload_len >= 1 and buf[payload_end - 1] == 0
-    if blob_type == B_INT8:
-        return payload_len == 1
-    if blob_type == B_INT16:
-        return payload_len == 2
-    if blob_type == B_INT32:
-        return payload_len == 4
-    if blob_type == B_INT64:
-        return payload_len == 8
-    if blob_type == B_DOUBLE:
-        return payload_len >= 8
-    return blob_type <= B_BINARY
 
 
 class Attrs:
@@ -145,10 +152,9 @@ class Attrs:
         self.body = body
         self._spans = {}
         for attr_id, _ext, start, end, nxt in iter_attrs(body):
-            if attr_id >= ATTR_MAX:
+            if attr_id >= ATTR_MAX or end < start:  # raw length < 4: ignored (spec §1.4)
                 continue
-            blob_type = policy.get(attr_id, B_UNSPEC)
-            if _type_ok(blob_type, end - start, body, end):
+            if check_type(body, policy.get(attr_id, B_UNSPEC), start, end):
                 self._spans[attr_id] = (start, end, nxt)  # last valid one wins
 
     def __contains__(self, attr_id):
@@ -171,7 +177,7 @@ class Attrs:
 
     def i32(self, attr_id):
         value = self.u32(attr_id)
-        return None if value is None else (value ^ 0x80000000) - 0x80000000
+        return None if value is None else i32(value)
 
     def u8(self, attr_id):
         span = self._spans.get(attr_id)
@@ -188,38 +194,6 @@ class Attrs:
         return payload if nul < 0 else payload[:nul]
 
 
-class FrameReader:
-    """Split a byte stream into complete messages; enforce the size limit."""
-
-    __slots__ = ("_buf", "max_size")
-
-    def __init__(self, max_size=MAX_MSG):
-        self._buf = bytearray()
-        self.max_size = max_size
-
-    def feed(self, data):
-        """Append data; return a list of complete raw messages (bytes). Raises FrameError."""
-        self._buf += data
-        out = []
-        buf = self._buf
-        off = 0
-        while len(buf) - off >= 12:
-            raw_len = _U32.unpack_from(buf, off + 8)[0] & 0xFFFFFF
-            if raw_len < 4 or ((raw_len + 3) & ~3) > self.max_size:
-                raise FrameError(f"bad message length {raw_len}")
-            total = 8 + raw_len
-            if len(buf) - off < total:
-                break
-            out.append(bytes(buf[off:off + total]))
-            off += total
-        if off:
-            del buf[:off]
-        return out
-
-    def pending(self):
-        return len(self._buf)
-
-
 def body_of(raw):
     """The attribute area of a complete message (payload of the id-0 blob)."""
     return memoryview(raw)[12:]
@@ -227,57 +201,10 @@ def body_of(raw):
 
 # -- blobmsg at the byte level (what ubusd itself needs) ---------------------------
 
-BM_UNSPEC, BM_ARRAY, BM_TABLE, BM_STRING, BM_INT64, BM_INT32, BM_INT16, BM_INT8, BM_DOUBLE = range(9)
-_BM_BLOB_TYPE = {
-    BM_UNSPEC: B_BINARY, BM_STRING: B_STRING, BM_INT64: B_INT64, BM_INT32: B_INT32,
-    BM_INT16: B_INT16, BM_INT8: B_INT8, BM_DOUBLE: B_DOUBLE,
-}
-
-
-def bm_hdrlen(namelen):
-    return (2 + namelen + 1 + 3) & ~3
-
 
 def bm_check(buf, off, available, name_required):
     """blobmsg_check_attr_len: is the attribute at `off` a valid blobmsg element?"""
-    if available < 4:
-        return False
-    head = _U32.unpack_from(buf, off)[0]
-    raw_len = head & 0xFFFFFF
-    if raw_len < 4 or raw_len > available:
-        return False
-    plen = raw_len - 4
-    value_start = off + 4
-    if head & 0x80000000:
-        if plen < 2:
-            return False
-        namelen = struct.unpack_from(">H", buf, off + 4)[0]
-        if name_required and not namelen:
-            return False
-        hdr = bm_hdrlen(namelen)
-        if plen < hdr or buf[off + 6 + namelen] != 0:
-            return False
-        value_start = off + 4 + hdr
-    elif name_required:
-        return False
-    bm_type = (head >> 24) & 0x7F
-    if bm_type > BM_DOUBLE:
-        return False
-    if bm_type in (BM_ARRAY, BM_TABLE):
-        return True
-    value_end = off + raw_len
-    return _type_ok(_BM_BLOB_TYPE[bm_type], value_end - value_start, buf, value_end)
-
-
-def bm_element(buf, off):
-    """(type, name bytes, value_start, value_end) of a checked blobmsg element."""
-    head = _U32.unpack_from(buf, off)[0]
-    end = off + (head & 0xFFFFFF)
-    if not head & 0x80000000:
-        return (head >> 24) & 0x7F, None, off + 4, end
-    namelen = struct.unpack_from(">H", buf, off + 4)[0]
-    name = bytes(buf[off + 6:off + 6 + namelen])
-    return (head >> 24) & 0x7F, name, off + 4 + bm_hdrlen(namelen), end
+    return check_attr_len(buf, name_required, available, off)
 
 
 def bm_parse(buf, policy):
@@ -292,25 +219,20 @@ def bm_parse(buf, policy):
     found = {}
     off, end = 0, len(buf)
     while end - off >= 4:
-        if not bm_check(buf, off, end - off, False):
+        if not check_attr_len(buf, False, end - off, off):
             return None
-        head = _U32.unpack_from(buf, off)[0]
-        padded = ((head & 0xFFFFFF) + 3) & ~3
-        if head & 0x80000000:
-            bm_type, name, vstart, vend = bm_element(buf, off)
+        bm_type, name, vstart, vend = bm_element(buf, off)
+        if name is not None:
             want = policy.get(name)
             if want is not None and name not in found and want in (BM_UNSPEC, bm_type):
                 found[name] = (vstart, vend)
-        off += padded
+        off += ((_U32.unpack_from(buf, off)[0] & 0xFFFFFF) + 3) & ~3
     return found
 
 
 def bm_attr(bm_type, name, value):
-    if isinstance(name, str):
-        name = name.encode()
-    nh = struct.pack(">H", len(name)) + name + b"\0"
-    nh += b"\0" * (-len(nh) & 3)
-    return attr(bm_type, nh + value, extended=True)
+    """A named blobmsg attribute around an already encoded `value`."""
+    return attr(bm_type, name_header(name) + value, extended=True)
 
 
 def bm_int32(name, value):
