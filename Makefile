@@ -14,6 +14,7 @@ run:
 bench:
 	$(PYTHON) -m bench
 
+# needs ruff: pip install ruff
 lint:
 	$(PYTHON) -m ruff check src tests bench
 

@@ -18,6 +18,7 @@ def test_unknown_user_or_group_is_an_error_never_root(sup):
         "command": ["/bin/sleep", "1000"], "user": "no_such_user_xyz", "group": "no_such_group_xyz"}}})
     sup.pump(0.1)
     status, reply = sup.call("list", {"name": "usr"})
+    assert status == 0
     assert reply == {"usr": {"instances": {"i1": {
         "running": False, "command": ["/bin/sleep", "1000"], "term_timeout": 5, "exit_code": 0,
         "errors": ["user 'no_such_user_xyz' not found: not starting (pyprocd never falls back to root)",

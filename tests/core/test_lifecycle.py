@@ -39,7 +39,7 @@ def test_crash_loop_gives_up_with_detailed_notifications(sup):
     assert kinds.count("instance.start") == 3
     assert kinds.count("instance.respawn") == 2
     assert kinds.count("instance.fail") == 1
-    fail = [p for t, p in sup.notifications if t == "instance.fail"][0]
+    fail = next(p for t, p in sup.notifications if t == "instance.fail")
     assert fail["exit_code"] == 3 and fail["respawn_count"] == 3
     assert fail["command"] == ["/bin/sh", "-c", "exit 3"]
     out = listed(sup, "c", "i", verbose=True)
@@ -96,7 +96,7 @@ def test_restart_only_for_compared_fields(sup, tmp_path):
                    {"term_timeout": 7}, {"respawn": ["10", "1", "1"]}, {"pidfile": str(tmp_path / "p")}):
         before = inst.pid
         sup.call("set", {"name": "d", "instances": {"i": dict(not_compared, **change)}})
-        assert sup.wait(lambda: inst.running and inst.pid != before), change
+        assert sup.wait(lambda before=before: inst.running and inst.pid != before), change
         not_compared = dict(not_compared, **change)
 
 
@@ -228,7 +228,8 @@ def test_netdev_ifindex_change_restarts(tmp_path):
     from pyprocd.core.spec import Facts
 
     class Interfaces(Facts):
-        index = {"br-lan": 7}
+        def __init__(self):
+            self.index = {"br-lan": 7}
 
         def ifindex(self, name):
             return self.index.get(name, 0)

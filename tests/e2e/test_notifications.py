@@ -2,7 +2,6 @@
 
 import json
 
-
 from pyprocd.bus.client import UbusClient, UbusObject
 from pyprocd.loop import Loop
 from tests.conftest import load_vectors
