@@ -150,12 +150,13 @@ class Attrs:
 
     def __init__(self, body, policy=UBUSD_POLICY):
         self.body = body
-        self._spans = {}
+        self._spans = spans = {}
+        expected = policy.get  # locals: the broker parses every message it receives
         for attr_id, _ext, start, end, nxt in iter_attrs(body):
             if attr_id >= ATTR_MAX or end < start:  # raw length < 4: ignored (spec §1.4)
                 continue
-            if check_type(body, policy.get(attr_id, B_UNSPEC), start, end):
-                self._spans[attr_id] = (start, end, nxt)  # last valid one wins
+            if check_type(body, expected(attr_id, B_UNSPEC), start, end):
+                spans[attr_id] = (start, end, nxt)  # last valid one wins
 
     def __contains__(self, attr_id):
         return attr_id in self._spans

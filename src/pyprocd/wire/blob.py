@@ -94,16 +94,16 @@ def iter_attrs(buf, start=0, end=None):
     """
     if end is None:
         end = len(buf)
-    unpack = _BE32.unpack_from
+    # Literal masks (the header word layout above), not the named globals: the broker runs
+    # this loop for every attribute it receives and the lookups were measurable there.
     pos = start
     while end - pos >= 4:
-        word = unpack(buf, pos)[0]
-        raw_len = word & LEN_MASK
+        word = _BE32.unpack_from(buf, pos)[0]
+        raw_len = word & 0xFFFFFF
         padded = (raw_len + 3) & ~3
         if padded < 4 or padded > end - pos:
             return
-        yield (word & ID_MASK) >> ID_SHIFT, bool(word & ATTR_EXTENDED), pos + 4, pos + raw_len, \
-            pos + padded
+        yield (word >> 24) & 0x7F, bool(word & 0x80000000), pos + 4, pos + raw_len, pos + padded
         pos += padded
 
 
