@@ -16,8 +16,8 @@ runs in the loop. What it does:
 `BlockingUbus` at the end wraps it for scripts, the CLI and tests.
 """
 
+import _socket as socket  # C module: `socket` would import enum (~0.8 MB for the daemon's life)
 import errno
-import socket
 import sys
 
 from pyprocd.bus import frame as F

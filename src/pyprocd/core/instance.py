@@ -6,7 +6,7 @@ its flags: `halt` (a requested stop; the instance goes away on exit),
 cleared by every requested stop, back only with a new config).
 """
 
-import signal
+import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 from collections import deque
 
 from pyprocd.common import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, SpawnError

@@ -170,7 +170,7 @@ class Facts:
             return None
 
     def ifindex(self, name):
-        import socket
+        import _socket as socket  # C module: `socket` would import enum (~0.8 MB for the daemon's life)
 
         try:
             return socket.if_nametoindex(name)

@@ -28,9 +28,9 @@ Usage from the daemon main:
     life.finish()           # clean exit: pidfile removed
 """
 
+import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 import errno
 import os
-import signal
 import sys
 import time
 
@@ -125,8 +125,10 @@ def exit_code_of(status):
 def describe_status(status):
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
+        import signal as signal_names  # only on this rare path: it imports enum
+
         try:
-            name = signal.Signals(sig).name
+            name = signal_names.Signals(sig).name
         except ValueError:
             name = str(sig)
         core = " (core dumped)" if os.WCOREDUMP(status) else ""

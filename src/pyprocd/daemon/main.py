@@ -10,7 +10,7 @@ are lazy, so a process that only parses arguments (or a --monitor parent)
 stays small.
 """
 
-import signal
+import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 import sys
 
 from pyprocd.common import LOG_DEBUG, LOG_WARNING

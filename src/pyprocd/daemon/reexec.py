@@ -26,8 +26,8 @@ actions queued but not yet run; log pipes of instances that already exited
 while a grandchild still holds the pipe open.
 """
 
+import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 import os
-import signal
 import sys
 
 FORMAT = 1
@@ -112,13 +112,15 @@ def handover(state, keep_fds, env_var, drain_signals=None):
     sys.stdout.flush()
     sys.stderr.flush()
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, control_signals())
-    if drain_signals is not None:
-        for signum in drain_signals():
-            if signum in control_signals() and signum != signal.SIGRTMIN + 1:
-                signal.raise_signal(signum)  # blocked: stays pending over the exec
     try:
+        if drain_signals is not None:
+            for signum in drain_signals():
+                if signum in control_signals() and signum != signal.SIGRTMIN + 1:
+                    signal.raise_signal(signum)  # blocked: stays pending over the exec
         os.execve(argv[0], argv, env)
-    except OSError:
+    except BaseException:
+        # Never go on running with SIGTERM & co. blocked: the daemon could
+        # then not be stopped any more.
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for keep in keep_fds:
             try:

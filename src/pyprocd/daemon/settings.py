@@ -201,7 +201,7 @@ def _table(value):
 
 
 def _signal_number(value):
-    import signal
+    import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 
     text = _as_string(value).strip()
     if text.isdigit():
@@ -209,8 +209,10 @@ def _signal_number(value):
     name = text.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
+    if name.startswith("SIG_"):
+        return None  # SIG_DFL, SIG_BLOCK, ...: constants, not signals
     sig = getattr(signal, name, None)
-    return int(sig) if isinstance(sig, signal.Signals) else None
+    return sig if type(sig) is int else None
 
 
 def _respawn(sec, defaults, problems):

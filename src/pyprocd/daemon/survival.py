@@ -16,8 +16,8 @@ Signals (pyprocd is not PID 1, so procd's PID-1 meanings do not apply):
                      and daemons conventionally read it as "reload config".
 """
 
+import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 import os
-import signal
 
 from pyprocd.common import LOG_ERR, LOG_NOTICE, LOG_WARNING
 from pyprocd.core import status as st
@@ -250,21 +250,6 @@ class Survival:
         if self._reexec_timer is None:
             self._reexec_timer = self.loop.call_later(delay, self.reexec)
 
-    def _drain_wakeup(self):
-        """Signals the loop caught but has not dispatched yet (private to the
-        loop: read its wakeup socket, which the exec is about to close)."""
-        sock = getattr(self.loop, "_wakeup_r", None)
-        data = b""
-        while sock is not None:
-            try:
-                chunk = sock.recv(4096)
-            except (BlockingIOError, InterruptedError, OSError):
-                break
-            if not chunk:
-                break
-            data += chunk
-        return sorted(set(data))
-
     def reexec(self):
         """Exec our own (possibly upgraded) code, keeping every instance."""
         self._reexec_timer = None
@@ -288,7 +273,7 @@ class Survival:
         self.log(f"re-executing ({sum(len(s['instances']) for s in handover['manager']['services'])}"
                  " instances kept)", LOG_NOTICE)
         try:
-            reexec.handover(handover, keep, REEXEC_ENV, self._drain_wakeup)
+            reexec.handover(handover, keep, REEXEC_ENV, self.loop.drain_signals)
         except OSError as e:
             self.log(f"re-exec failed, running on: {e}", LOG_ERR)
 

@@ -13,13 +13,12 @@ that must be reaped; both paths end in one reaper, so each exit is
 dispatched exactly once and no zombie is left.
 """
 
+import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 import errno
 import heapq
 import itertools
 import os
 import selectors
-import signal
-import socket
 import sys
 import time
 
@@ -136,12 +135,10 @@ class Loop:
     def _ensure_wakeup_fd(self):
         if self._wakeup_r is not None:
             return
-        r, w = socket.socketpair()
-        r.setblocking(False)
-        w.setblocking(False)
-        signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         self._wakeup_r, self._wakeup_w = r, w
-        self.add_reader(r.fileno(), self._read_signals)
+        self.add_reader(r, self._read_signals)
 
     def add_signal_handler(self, signum, callback):
         """callback(signum) runs in the loop (not in signal context)."""
@@ -153,9 +150,26 @@ class Loop:
         if self._signal_handlers.pop(signum, None) is not None:
             signal.signal(signum, signal.SIG_DFL)
 
+    def drain_signals(self):
+        """Signal numbers caught but not dispatched yet (read off the wakeup fd).
+
+        For a re-exec: they would be lost with the fd, so the caller re-raises
+        them to keep them pending for the new image.
+        """
+        data = b""
+        while self._wakeup_r is not None:
+            try:
+                chunk = os.read(self._wakeup_r, 4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            if not chunk:
+                break
+            data += chunk
+        return sorted(set(data))
+
     def _read_signals(self):
         try:
-            data = self._wakeup_r.recv(4096)
+            data = os.read(self._wakeup_r, 4096)
         except (BlockingIOError, InterruptedError):
             return
         for signum in set(data):
@@ -316,8 +330,9 @@ class Loop:
                 signal.set_wakeup_fd(-1)
             except ValueError:
                 pass
-            self._wakeup_r.close()
-            self._wakeup_w.close()
+            self.remove_reader(self._wakeup_r)
+            os.close(self._wakeup_r)
+            os.close(self._wakeup_w)
             self._wakeup_r = self._wakeup_w = None
         self._selector.close()
 

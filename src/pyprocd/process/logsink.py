@@ -7,9 +7,9 @@ ourselves (default /dev/log, configurable so tests can read it), because
 Python's `syslog` module has one global ident per process.
 """
 
+import _socket as socket  # C module: `socket` would import enum (~0.8 MB for the daemon's life)
 import errno
 import os
-import socket
 import sys
 import time
 

@@ -7,9 +7,9 @@ Identity switches are verified after the fact: a child never runs as root
 because a user or group did not resolve or a set*id call failed.
 """
 
+import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 import os
 import resource
-import signal
 
 from pyprocd.common import LOG_ERR, LOG_INFO, SpawnError
 from pyprocd.process.logsink import PipeLogger, instance_ident
