@@ -22,9 +22,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+for path in (SRC, os.path.dirname(HERE)):  # pyprocd, and `bench.*` when run as a script
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
+from bench.measure import bare_python_mem, mem, usage, wait_for  # noqa: E402
 from pyprocd.core.manager import ServiceManager  # noqa: E402
 from pyprocd.loop import Loop  # noqa: E402
 from pyprocd.process.logsink import DaemonLog, SyslogSink  # noqa: E402
@@ -123,50 +125,6 @@ def bench_start(n):
     return out
 
 
-def _mem(pid):
-    rss = pss = None
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-    except OSError:
-        pass
-    return rss, pss
-
-
-def _sched(pid):
-    with open(f"/proc/{pid}/status") as f:
-        ctx = [int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches")][0]
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return ctx, (int(fields[11]) + int(fields[12])) / ticks
-
-
-def _bare_python_mem():
-    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c",
-                             "import sys; sys.stdout.write('x'); sys.stdout.flush(); sys.stdin.read()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    proc.stdout.read(1)
-    rss, pss = _mem(proc.pid)
-    proc.stdin.close()
-    proc.wait()
-    return rss, pss
-
-
-def _wait_for(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)
-
-
 def _bytecode_env(tmp):
     """Run from compiled bytecode, as an installed package does.
 
@@ -188,7 +146,7 @@ def bench_daemon(instances, idle_s):
         try:
             bus = subprocess.Popen([sys.executable, "-m", "pyprocd", "bus", "-s", sock], env=env)
             procs.append(bus)
-            _wait_for(lambda: os.path.exists(sock), 30)
+            wait_for(lambda: os.path.exists(sock), 30)
             # -S: no site module, like the bare baseline (site .pth files of
             # this host would otherwise be counted as the daemon's memory).
             daemon = subprocess.Popen([sys.executable, "-S", "-m", "pyprocd", "-s", sock,
@@ -196,7 +154,7 @@ def bench_daemon(instances, idle_s):
                                       stderr=subprocess.DEVNULL)
             procs.append(daemon)
             ubus = [sys.executable, "-m", "pyprocd", "ubus", "-s", sock]
-            _wait_for(lambda: subprocess.run(ubus + ["list", "service"], env=env,
+            wait_for(lambda: subprocess.run(ubus + ["list", "service"], env=env,
                                              capture_output=True).returncode == 0, 30)
             msg = {"name": "m", "instances": {
                 f"i{k}": {"command": ["/bin/sleep", "100000"], "respawn": []} for k in range(instances)}}
@@ -208,13 +166,13 @@ def bench_daemon(instances, idle_s):
                                      capture_output=True, text=True).stdout
                 return out and sum(i.get("running", False) for i in
                                    json.loads(out)["m"]["instances"].values()) == instances
-            _wait_for(all_running, 120)
+            wait_for(all_running, 120)
             time.sleep(1.0)  # let start-up work settle before the idle window
-            ctx0, cpu0 = _sched(daemon.pid)
+            before = usage(daemon.pid)
             time.sleep(idle_s)
-            ctx1, cpu1 = _sched(daemon.pid)
-            rss, pss = _mem(daemon.pid)
-            bus_rss, bus_pss = _mem(bus.pid)
+            after = usage(daemon.pid)
+            rss, pss = mem(daemon.pid)
+            bus_rss, bus_pss = mem(bus.pid)
             nmod = _daemon_modules(env)
             subprocess.run(ubus + ["call", "service", "delete", '{"name":"m"}'], env=env,
                            capture_output=True)
@@ -226,13 +184,14 @@ def bench_daemon(instances, idle_s):
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-    bare_rss, bare_pss = _bare_python_mem()
+    bare_rss, bare_pss = bare_python_mem()
     return {"instances": instances, "daemon_rss_kb": rss, "daemon_pss_kb": pss,
             "bare_python_rss_kb": bare_rss, "bare_python_pss_kb": bare_pss,
             "pss_over_bare_kb": (pss - bare_pss) if pss and bare_pss else None,
             "bus_rss_kb": bus_rss, "bus_pss_kb": bus_pss, "daemon_modules": nmod,
-            "idle_seconds": idle_s, "idle_voluntary_wakeups": ctx1 - ctx0,
-            "idle_cpu_s": round(cpu1 - cpu0, 3)}
+            "idle_seconds": idle_s,
+            "idle_voluntary_wakeups": after["voluntary_switches"] - before["voluntary_switches"],
+            "idle_cpu_s": round((after["cpu_ns"] - before["cpu_ns"]) / 1e9, 6)}
 
 
 def _daemon_modules(env):

@@ -22,47 +22,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+for path in (SRC, os.path.dirname(HERE)):  # pyprocd, and `bench.*` when run as a script
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
+from bench.measure import bare_python_mem, mem, wait_for  # noqa: E402
 from pyprocd.bus.broker import Broker
 from pyprocd.bus.client import BlockingUbus, UbusClient, UbusObject
 from pyprocd.loop import Loop
-
-
-def _mem(pid):
-    rss = pss = None
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-    except OSError:
-        pass
-    return rss, pss
-
-
-def _bare_python_mem():
-    code = "import sys; sys.stdout.write('x'); sys.stdout.flush(); sys.stdin.read()"
-    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", code],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    proc.stdout.read(1)
-    mem = _mem(proc.pid)
-    proc.stdin.close()
-    proc.wait()
-    return mem
-
-
-def _wait_for(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)
 
 
 def _summary(samples_s):
@@ -175,7 +142,7 @@ def bench_service_list(procs, instances, reps):
             insts = replies[0]["bench"]["instances"] if status == 0 and replies else {}
             return sum(1 for i in insts.values() if i.get("running")) == instances
 
-        _wait_for(all_running, 300)
+        wait_for(all_running, 300)
         timings = {}
         for label, args in (("plain", {}), ("verbose", {"verbose": True})):
             samples = []
@@ -203,8 +170,8 @@ def run(quick):
         procs = Processes(tmp)
         try:
             bus = procs.start("bus", "-s", procs.socket)
-            _wait_for(lambda: os.path.exists(procs.socket), 30)
-            idle = _mem(bus.pid)
+            wait_for(lambda: os.path.exists(procs.socket), 30)
+            idle = mem(bus.pid)
             roundtrip = bench_call_roundtrip(procs.socket, 300 if quick else 3000)
             procs.start("-s", procs.socket, "--syslog", os.path.join(tmp, "nolog"),
                         "--state-file", "none", "--confdir", tmp, stderr=subprocess.DEVNULL)
@@ -216,13 +183,13 @@ def run(quick):
                 except OSError:
                     return False
 
-            _wait_for(listed, 60)
-            with_daemon = _mem(bus.pid)
+            wait_for(listed, 60)
+            with_daemon = mem(bus.pid)
             listing = bench_service_list(procs, instances, 5 if quick else 15)
-            after = _mem(bus.pid)
+            after = mem(bus.pid)
         finally:
             procs.stop()
-    bare = _bare_python_mem()
+    bare = bare_python_mem()
     return {
         "call_roundtrip": roundtrip,
         "call_roundtrip_in_process_bus": bench_in_process_bus(300 if quick else 3000),

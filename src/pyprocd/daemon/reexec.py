@@ -78,17 +78,9 @@ def catch_control_signals(loop):
 
 def exec_environment():
     """The environment block this image was exec'd with (bytes -> bytes)."""
-    try:
-        with open("/proc/self/environ", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return dict(os.environb)
-    env = {}
-    for entry in raw.split(b"\0"):
-        key, sep, value = entry.partition(b"=")
-        if sep and key:
-            env[key] = value
-    return env
+    from pyprocd.process.spawn import original_environment
+
+    return original_environment()
 
 
 def handover(state, keep_fds, env_var, drain_signals=None):
