@@ -1,13 +1,20 @@
-"""ubus status codes, as procd's `service` methods return them."""
+"""ubus status codes, as procd's `service` methods return them.
 
-OK = 0
-INVALID_COMMAND = 1
-INVALID_ARGUMENT = 2
-METHOD_NOT_FOUND = 3
-NOT_FOUND = 4
-NO_DATA = 5
-PERMISSION_DENIED = 6
-TIMEOUT = 7
-NOT_SUPPORTED = 8
-UNKNOWN_ERROR = 9
-CONNECTION_FAILED = 10
+One definition, in the wire layer (they are protocol facts); the core
+re-exports the ones its method table uses. wire.ubusmsg imports nothing
+above the wire layer, so this adds no dependency cycle.
+"""
+
+from pyprocd.wire.ubusmsg import (  # noqa: F401 - re-exported
+    CONNECTION_FAILED,
+    INVALID_ARGUMENT,
+    INVALID_COMMAND,
+    METHOD_NOT_FOUND,
+    NO_DATA,
+    NOT_FOUND,
+    NOT_SUPPORTED,
+    OK,
+    PERMISSION_DENIED,
+    TIMEOUT,
+    UNKNOWN_ERROR,
+)
