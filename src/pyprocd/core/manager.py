@@ -56,6 +56,7 @@ class ServiceManager:
         self.initd_dir = initd_dir
         self.triggers = None  # the trigger engine, when one is plugged in
         self.on_state_change = None  # called after changes the crash-survival state shows
+        self._all_stopped = None  # stop_all()'s callback while it waits
         self.services = {}
         self._running_queue = []
         self._running_active = 0
@@ -175,6 +176,7 @@ class ServiceManager:
         if self.triggers is not None:
             self.triggers.remove(svc.name, inst.name)
         self._maybe_drop_service(svc)
+        self._check_all_stopped()
 
     def _maybe_drop_service(self, svc):
         if svc.deleted and not svc.instances and not svc.stopping:
@@ -487,24 +489,23 @@ class ServiceManager:
     # -- daemon shutdown -----------------------------------------------------------
 
     def stop_all(self, callback):
-        """Stop every instance (SIGTERM, SIGKILL after term_timeout); callback() when none is left."""
+        """Stop every instance (SIGTERM, SIGKILL after term_timeout); callback() when none is left.
+
+        Event-driven: the last instance's exit calls back, no polling.
+        """
+        self._all_stopped = callback
         for svc in list(self.services.values()):
             svc.deleted = True
             for inst in list(svc.instances.values()):
                 self._remove_instance(inst)
             self._maybe_drop_service(svc)
+        self._check_all_stopped()
 
-        def check():
-            if any(s.stopping for s in self.services.values()):
-                return False
+    def _check_all_stopped(self):
+        callback = self._all_stopped
+        if callback is not None and not any(s.stopping for s in self.services.values()):
+            self._all_stopped = None
             callback()
-            return True
-
-        def poll():
-            if not check():
-                self.loop.call_later(0.05, poll)
-
-        poll()
 
     def running_pids(self):
         return [i.pid for s in self.services.values()

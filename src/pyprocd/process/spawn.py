@@ -8,6 +8,7 @@ because a user or group did not resolve or a set*id call failed.
 """
 
 import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
+import errno
 import os
 import resource
 
@@ -299,11 +300,11 @@ class Spawner:
     def kill(self, pid, sig, group=False):
         """Send sig; returns 0 or the errno. group=True targets the process group."""
         if pid <= 0:
-            return 3  # ESRCH: never kill(0)/kill(-1) by accident
+            return errno.ESRCH  # never kill(0)/kill(-1) by accident
         try:
             os.kill(-pid if group else pid, sig)
         except OSError as e:
-            if group and e.errno == 3:
+            if group and e.errno == errno.ESRCH:
                 return self.kill(pid, sig)  # group gone already: try the main pid
             return e.errno
         return 0
