@@ -249,3 +249,19 @@ def test_netdev_ifindex_change_restarts(tmp_path):
         assert sup.wait(lambda: inst.running and inst.pid != pid)
     finally:
         sup.close()
+
+
+def test_stop_all_waits_for_every_instance(sup):
+    # A stopped instance first (sorted order): it goes away at once, and that
+    # must not count as "all stopped" while the running one still runs.
+    sup.call("set", {"name": "s", "instances": {
+        "a_done": {"command": ["/bin/true"]},
+        "b_slow": {"command": ["/bin/sh", "-c", "trap 'sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done"]}}})
+    done = sup.inst("s", "a_done")
+    slow = sup.inst("s", "b_slow")
+    assert sup.wait(lambda: not done.running and _sig_caught(slow.pid, signal.SIGTERM))
+    pid = slow.pid
+    finished = []
+    sup.mgr.stop_all(lambda: finished.append(os.path.exists(f"/proc/{pid}")))
+    assert sup.wait(lambda: finished)
+    assert finished == [False]  # called only once the running instance had exited (and was reaped)

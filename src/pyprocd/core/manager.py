@@ -493,12 +493,14 @@ class ServiceManager:
 
         Event-driven: the last instance's exit calls back, no polling.
         """
-        self._all_stopped = callback
         for svc in list(self.services.values()):
             svc.deleted = True
             for inst in list(svc.instances.values()):
                 self._remove_instance(inst)
             self._maybe_drop_service(svc)
+        # Only now: an instance that was not running goes away inside the loop
+        # above, before later services' instances were even asked to stop.
+        self._all_stopped = callback
         self._check_all_stopped()
 
     def _check_all_stopped(self):
