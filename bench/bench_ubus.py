@@ -78,8 +78,8 @@ class Processes:
                     proc.wait()
 
 
-def bench_call_roundtrip(socket_path, calls):
-    loop = Loop()
+def _echo_roundtrips(loop, socket_path, calls):
+    """Two clients on `loop`: one owns an echo object, the other calls it `calls` times."""
     owner = UbusClient(loop, socket_path, reconnect=False)
     caller = UbusClient(loop, socket_path, reconnect=False)
     echo = UbusObject("bench.echo", {"echo": ({"n": 5}, lambda inv, data: inv.reply(data))})
@@ -98,8 +98,15 @@ def bench_call_roundtrip(socket_path, calls):
         assert done[0] == (0, [{"n": n}])
     owner.close()
     caller.close()
-    loop.close()
     return _summary(samples[len(samples) // 10:])  # drop the warm-up tenth
+
+
+def bench_call_roundtrip(socket_path, calls):
+    loop = Loop()
+    try:
+        return _echo_roundtrips(loop, socket_path, calls)
+    finally:
+        loop.close()
 
 
 def bench_in_process_bus(calls):
@@ -108,26 +115,10 @@ def bench_in_process_bus(calls):
         loop = Loop()
         path = os.path.join(tmp, "ubus.sock")
         broker = Broker(loop, path)
-        owner = UbusClient(loop, path, reconnect=False)
-        caller = UbusClient(loop, path, reconnect=False)
-        echo = UbusObject("e", {"echo": ({}, lambda inv, data: inv.reply(data))})
-        owner.add_object(echo)
-        owner.start()
-        caller.start()
-        loop.run_until(lambda: echo.id and caller.connected, 30)
-        samples = []
-        for n in range(calls):
-            done = []
-            start = time.perf_counter()
-            caller.invoke(echo.id, "echo", {"n": n}, lambda *a, d=done: d.append(a), timeout=30)
-            while not done:
-                loop.run_once()
-            samples.append(time.perf_counter() - start)
-        owner.close()
-        caller.close()
+        summary = _echo_roundtrips(loop, path, calls)
         broker.close()
         loop.close()
-    return _summary(samples[len(samples) // 10:])
+    return summary
 
 
 def bench_service_list(procs, instances, reps):

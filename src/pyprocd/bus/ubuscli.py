@@ -297,43 +297,38 @@ def _print_event(name, payload):
 
 
 def cmd_listen(session, args):
-    from pyprocd.bus.client import UbusObject
-
-    opts = session.opts
-    session.catch_signals()
     patterns = args or ["*"]
-    listener = UbusObject(catch_all=lambda inv, payload: _print_event(inv.method, payload),
-                          raw_data=True)
-    status = session.wait(lambda cb: session.client.add_object(listener, cb))[0]
-    for pattern in patterns:
-        if not status:
-            status = session.wait(lambda cb, p=pattern: session.client.listen(listener, p, cb))[0]
-        if status:
-            if not opts.simple:
-                err(f"Error while registering for event '{pattern}': {F.strerror(status)}\n")
-            return -1
-    session.run_for(opts.timeout if opts.timeout_given else None)
-    return 0
+    # The error names the failing pattern (the real CLI does; for subscribe it does not).
+    return _register_and_run(session, patterns, lambda client: client.listen,
+                             lambda pattern: pattern)
 
 
 def cmd_subscribe(session, args):
+    if not args:
+        if not session.opts.simple:
+            err("You need to specify an object to subscribe to\n")
+        return -1
+    # The real CLI names the first object whichever one failed: kept byte for byte.
+    return _register_and_run(session, args, lambda client: client.subscribe,
+                             lambda _path: args[0])
+
+
+def _register_and_run(session, targets, register, named):
+    """Add a catch-all object, register it for each target, print what arrives until -t."""
     from pyprocd.bus.client import UbusObject
 
     opts = session.opts
-    if not args:
-        if not opts.simple:
-            err("You need to specify an object to subscribe to\n")
-        return -1
     session.catch_signals()
-    subscriber = UbusObject(catch_all=lambda inv, payload: _print_event(inv.method, payload),
-                            raw_data=True)
-    status = session.wait(lambda cb: session.client.add_object(subscriber, cb))[0]
-    for path in args:
+    receiver = UbusObject(catch_all=lambda inv, payload: _print_event(inv.method, payload),
+                          raw_data=True)
+    status = session.wait(lambda cb: session.client.add_object(receiver, cb))[0]
+    for target in targets:
         if not status:
-            status = session.wait(lambda cb, p=path: session.client.subscribe(subscriber, p, cb))[0]
+            status = session.wait(
+                lambda cb, t=target: register(session.client)(receiver, t, cb))[0]
         if status:
             if not opts.simple:
-                err(f"Error while registering for event '{args[0]}': {F.strerror(status)}\n")
+                err(f"Error while registering for event '{named(target)}': {F.strerror(status)}\n")
             return -1
     session.run_for(opts.timeout if opts.timeout_given else None)
     return 0
