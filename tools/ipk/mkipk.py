@@ -63,9 +63,12 @@ exit 0
 """
 
 # Sourced by default_prerm: the .pyc files are not in the package's file
-# list, so opkg would leave them (and their directories) behind.
+# list, so opkg would leave them (and their directories) behind. On an
+# image root (`opkg -o ROOT remove`, IPKG_INSTROOT set) the paths are the
+# image's, never the build machine's.
 PRERM_PKG = """#!/bin/sh
-rm -rf "{package_dir}"/__pycache__ "{package_dir}"/*/__pycache__ "{package_dir}"/*/*/__pycache__
+dir="${{IPKG_INSTROOT}}{package_dir}"
+rm -rf "$dir"/__pycache__ "$dir"/*/__pycache__ "$dir"/*/*/__pycache__
 exit 0
 """
 
