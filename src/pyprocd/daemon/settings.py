@@ -435,9 +435,12 @@ def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=No
         manager.respawn_defaults = tuple(respawn_defaults)
     engine = manager.triggers
     if engine is None:
-        # Scripts get the environment the daemon was started with, like instances.
-        env = getattr(getattr(manager, "spawner", None), "base_env", None)
-        engine = manager.triggers = TriggerEngine(loop, log=log, env=env)
+        # Scripts start like the spawner's helper commands: the environment the
+        # daemon was started with, default signal dispositions.
+        spawner = getattr(manager, "spawner", None)
+        env = getattr(spawner, "base_env", None)
+        engine = manager.triggers = TriggerEngine(
+            loop, log=log, env=env, spawn=getattr(spawner, "start_script", None))
     declared = DeclaredServices(manager.call, confdir, log, savedir)
     scheduled = []
 

@@ -18,6 +18,10 @@ from pyprocd.process.logsink import PipeLogger, instance_ident
 EXEC_FAILED = 127
 DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
+# Python ignores these at start-up; an exec'd program must get the defaults.
+PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
+ALL_SIGNALS = signal.valid_signals()
+
 RLIMITS = {
     "as": "RLIMIT_AS", "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA",
     "fsize": "RLIMIT_FSIZE", "memlock": "RLIMIT_MEMLOCK", "nofile": "RLIMIT_NOFILE",
@@ -86,6 +90,52 @@ def _open_devnull():
     return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
 
+def signals_to_reset():
+    """Signals a forked child must set back to SIG_DFL before it may receive any.
+
+    Those with a handler (the daemon's handlers write the signal number into the
+    daemon's wakeup pipe: a child still running the daemon's code would make the
+    daemon act on a signal meant for the child) and those Python itself ignores.
+    Signals ignored by whoever started the daemon stay ignored, as under procd.
+    """
+    reset = list(PYTHON_IGNORED)
+    for sig in ALL_SIGNALS:
+        try:
+            handler = signal.getsignal(sig)
+        except (OSError, ValueError):
+            continue
+        if handler not in (signal.SIG_DFL, signal.SIG_IGN) and sig not in reset:
+            reset.append(sig)  # a Python handler, or one installed outside Python (None)
+    return tuple(reset)
+
+
+def fork_signals_blocked():
+    """fork() with every signal blocked across it: (pid, the mask to restore).
+
+    The parent's mask is restored here; the child must call child_signal_defaults()
+    first, which restores it there once nothing of the daemon's can run on a signal.
+    """
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return pid, old_mask
+
+
+def child_signal_defaults(reset, old_mask):
+    """In a child of fork_signals_blocked(): detach the daemon's wakeup pipe, default
+    dispositions, then unblock. A signal that arrived meanwhile now acts on the child
+    with its default action, as it would after exec."""
+    signal.set_wakeup_fd(-1)
+    for sig in reset:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
 class ChildPlan:
     """Everything the child needs, computed in the parent before fork."""
 
@@ -101,6 +151,8 @@ class ChildPlan:
         self.gid = spec.gid
         self.new_session = spec.group_kill
         self.hardening = hardening
+        self.reset_signals = signals_to_reset()
+        self.signal_mask = ()  # the daemon's mask, restored in the child (set at fork)
 
 
 def _switch_identity(plan):
@@ -126,8 +178,10 @@ def _switch_identity(plan):
 
 def _child(plan, stdout_fd, stderr_fd, err_w):
     """In the forked child: set up and exec. Never returns."""
-    stage = "setup"
+    stage = "signals"
     try:
+        child_signal_defaults(plan.reset_signals, plan.signal_mask)
+        stage = "setup"
         if plan.new_session:
             stage = "setsid"
             os.setsid()
@@ -144,9 +198,6 @@ def _child(plan, stdout_fd, stderr_fd, err_w):
         os.dup2(devnull, 0)
         os.dup2(stdout_fd if stdout_fd is not None else devnull, 1)
         os.dup2(stderr_fd if stderr_fd is not None else devnull, 2)
-        # Python ignores SIGPIPE and SIGXFSZ; an exec'd program must get the defaults.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
         stage = "user/group"
         _switch_identity(plan)
         # -- hardening hook (issue 5): capabilities, no_new_privs, seccomp --
@@ -213,7 +264,7 @@ class Spawner:
         err_r_log, err_w_log = self._pipe(spec.stderr)
         err_r, err_w = os.pipe()
         try:
-            pid = os.fork()
+            pid, plan.signal_mask = fork_signals_blocked()
         except OSError as e:
             for fd in (out_r, out_w, err_r_log, err_w_log, err_r, err_w):
                 if fd is not None:
@@ -281,21 +332,31 @@ class Spawner:
         return running
 
     def run_script(self, argv, on_done):
-        """Run a helper command (init.d `running`, trigger scripts) with /dev/null stdio.
+        """Run a helper command (init.d `running`) with /dev/null stdio.
 
         on_done(raw_status) when it exits. Returns the pid; raises OSError.
         """
+        pid = self.start_script(argv)
+        self.loop.watch_child(pid, lambda p, status: on_done(status))
+        return pid
+
+    def start_script(self, argv):
+        """Start a helper command (init.d `running`, trigger scripts): /dev/null stdio,
+        the daemon's original environment, default SIGPIPE/SIGXFSZ. The caller reaps it.
+
+        posix_spawn's child resets every handled signal itself before it can run
+        anything of ours (glibc and musl), so no signal of it reaches the daemon.
+        Returns the pid; raises OSError.
+        """
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            pid = os.posix_spawnp(
+            return os.posix_spawnp(
                 argv[0], argv, self.base_env,
                 file_actions=[(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)],
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                setsigdef=PYTHON_IGNORED,
             )
         finally:
             os.close(null)
-        self.loop.watch_child(pid, lambda p, status: on_done(status))
-        return pid
 
     def kill(self, pid, sig, group=False):
         """Send sig; returns 0 or the errno. group=True targets the process group."""
