@@ -20,7 +20,21 @@ import pyprocd
 START_TIMEOUT = 30.0
 
 CRASHER = "echo 'crasher: up, crashing in 2 s'; sleep 2; echo 'crasher: exit 3' >&2; exit 3"
-TALKER = "i=0; while :; do i=$((i+1)); echo \"talker: tick $i\"; sleep 5; done"
+# The banner's `signal` example sends SIGUSR1 (10): the talker answers it instead of dying.
+TALKER = ("trap 'echo \"talker: got SIGUSR1\"' USR1; "
+          "i=0; while :; do i=$((i+1)); echo \"talker: tick $i\"; sleep 5; done")
+STOP_TIMEOUT = 30.0  # the daemon stops every instance (term_timeout 2 s) before it exits
+
+
+def say(text):
+    """Print for the person watching; a closed stdout (`make run | head`) is no error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Nobody reads any more: later prints and the exit-time flush go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def demo_services(as_root):
@@ -61,7 +75,7 @@ class Demo:
     def _child_exited(self, pid, status):
         name = self.children.pop(pid, "?")
         if not self.stopping:
-            print(f"demo: {name} exited unexpectedly (status {status}); stopping", flush=True)
+            say(f"demo: {name} exited unexpectedly (status {status}); stopping")
             self.exit_code = 1
             self.stop()
         elif not self.children:
@@ -78,7 +92,7 @@ class Demo:
         if self.stopping:
             return
         self.stopping = True
-        print("\ndemo: stopping (the daemon stops every instance first)", flush=True)
+        say("\ndemo: stopping (the daemon stops every instance first)")
         if "daemon" in self.children.values():
             self._signal("daemon", signal.SIGTERM)
         else:
@@ -95,7 +109,7 @@ class Demo:
         with BlockingUbus(self.socket, timeout=10) as bus:
             for service in demo_services(os.geteuid() == 0):
                 status, _ = bus.call("service", "set", service)
-                print(f"demo: service set {service['name']}: status {status}", flush=True)
+                say(f"demo: service set {service['name']}: status {status}")
         return True
 
     def service_listed(self):
@@ -111,7 +125,7 @@ class Demo:
     def banner(self):
         src = os.path.dirname(os.path.dirname(os.path.abspath(pyprocd.__file__)))
         ubus = f"python3 -m pyprocd ubus -s {self.socket}"
-        print(f"""
+        say(f"""
 pyprocd demo running (bus pid {self._pid_of('bus')}, daemon pid {self._pid_of('daemon')}).
 Talk to it from another shell{'' if _installed() else f' (first: export PYTHONPATH={src})'}:
 
@@ -121,7 +135,7 @@ Talk to it from another shell{'' if _installed() else f' (first: export PYTHONPA
   {ubus} call service signal '{{"name":"talker","signal":10}}'
 
 Instance output (crasher, talker) appears below. Ctrl-C stops everything.
-""", flush=True)
+""")
 
     def _pid_of(self, name):
         return next((pid for pid, child in self.children.items() if child == name), None)
@@ -146,6 +160,11 @@ Instance output (crasher, talker) appears below. Ctrl-C stops everything.
         return self.exit_code
 
     def cleanup(self):
+        """Whatever ended the run (an exception included), stop in order: the daemon
+        first, so that it stops its instances; a SIGKILL would leave them running."""
+        if self.children:
+            self.stop()
+            self.loop.run_until(lambda: not self.children, STOP_TIMEOUT)
         for pid in list(self.children):  # only if the orderly stop did not finish
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -80,3 +80,60 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_demo_with_closed_stdout_stops_cleanly(tmp_path):
+    """`make run | head`: the reader goes away; a stop still takes every process with it."""
+    with open(tmp_path / "demo.stderr", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pyprocd.demo"], stdout=subprocess.PIPE,
+                                stderr=err)
+    try:
+        out = Output(proc)
+        m = out.until(r"bus pid (\d+), daemon pid (\d+)")
+        bus_pid, daemon_pid = int(m.group(1)), int(m.group(2))
+        socket_path = out.until(r"python3 -m pyprocd ubus -s (\S+) call service list").group(1)
+        assert wait_for(lambda: all(i.get("running") for i in _instances(socket_path).values()),
+                        60, 0.2)
+        pids = [i["pid"] for i in _instances(socket_path).values()]
+        proc.stdout.close()  # like `head` exiting: the demo's next print meets EPIPE
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 0, (tmp_path / "demo.stderr").read_text()
+        assert "Traceback" not in (tmp_path / "demo.stderr").read_text()
+        for pid in [bus_pid, daemon_pid, *pids]:
+            assert wait_for(lambda pid=pid: not pid_alive(pid), 30, 0.1), pid
+        assert not os.path.exists(os.path.dirname(socket_path))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_demo_banner_signal_example_keeps_the_talker(tmp_path):
+    """The banner suggests `signal 10` to the talker: it must answer, not die for good."""
+    with open(tmp_path / "demo.stderr", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pyprocd.demo"], stdout=subprocess.PIPE,
+                                stderr=err)
+    try:
+        out = Output(proc)
+        socket_path = out.until(r"python3 -m pyprocd ubus -s (\S+) call service list").group(1)
+        assert '"signal":10' in out.until(r"call service signal '(.*)'").group(1)
+        assert wait_for(lambda: _instances(socket_path)["talker"].get("running"), 60, 0.2)
+        talker = _instances(socket_path)["talker"]["pid"]
+        with BlockingUbus(socket_path, timeout=10) as bus:
+            assert bus.call("service", "signal", {"name": "talker", "signal": 10})[0] == 0
+        # the trap runs once the talker's current `sleep 5` returns
+        assert wait_for(lambda: "talker: got SIGUSR1" in
+                        (tmp_path / "demo.stderr").read_text(errors="replace"), 60, 0.2)
+        assert _instances(socket_path)["talker"].get("pid") == talker
+        assert pid_alive(talker)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
