@@ -23,7 +23,7 @@ from .model import (
     valid_value,
 )
 from .parser import TokenError, Tokenizer, parse_import_stream, parse_package
-from .store import DEFAULT_CONF2DIR, DEFAULT_CONFDIR, DEFAULT_SAVEDIR, Store, decode, encode
+from .store import DEFAULT_CONF2DIR, DEFAULT_CONFDIR, DEFAULT_SAVEDIR, Store, encode
 
 APPNAME = "uci"
 
@@ -400,8 +400,8 @@ class Cli:
     def _read_input(self):
         if self.input_file is not None:
             with open(self.input_file, "rb") as f:
-                return decode(f.read())
-        return decode(self.stdin.read())
+                return f.read()
+        return self.stdin.read()
 
     def cmd_import(self, name=None):
         if self.merge and name is None:
@@ -454,7 +454,7 @@ class Cli:
             try:
                 while True:
                     tok.skip_whitespace()
-                    if tok.cur() == "\0":
+                    if tok.at_end():
                         break
                     words.append(tok.next_arg())
             except TokenError:

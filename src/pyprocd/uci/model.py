@@ -100,33 +100,58 @@ class Option:
         return isinstance(self.value, list)
 
 
+# A section indexes its options by name once it has more than this many;
+# most sections have a handful, and a dict each would cost more than scanning.
+_OPTION_INDEX_FROM = 8
+
+
 class Section:
-    __slots__ = ("anonymous", "name", "options", "type")
+    __slots__ = ("_by_name", "anonymous", "name", "options", "type")
 
     def __init__(self, type_, name, anonymous=False):
         self.type = type_
         self.name = name
         self.anonymous = anonymous
         self.options = []
+        # name -> option once indexed; None: not (yet) indexed; False: never
+        # (a rename made two options share a name: the first one wins, by scan)
+        self._by_name = None
 
     def option(self, name):
+        index = self._by_name
+        if index is None and len(self.options) > _OPTION_INDEX_FROM:
+            index = self._index_options()
+        if index:
+            return index.get(name)
         for opt in self.options:
             if opt.name == name:
                 return opt
         return None
 
+    def _index_options(self):
+        index = {}
+        for opt in self.options:
+            index.setdefault(opt.name, opt)
+        self._by_name = index if len(index) == len(self.options) else False
+        return self._by_name
+
+    def _append(self, opt):
+        self.options.append(opt)
+        if self._by_name:
+            self._by_name[opt.name] = opt  # callers append only names not present
+
     def set_option(self, name, value):
         """Replace in place (keeping position) or append."""
         opt = self.option(name)
         if opt is None:
-            self.options.append(Option(name, value))
+            self._append(Option(name, value))
         else:
             opt.value = value
 
     def add_list_item(self, name, item):
         opt = self.option(name)
         if opt is None:
-            self.options.append(Option(name, [item]))
+            self._append(Option(name, [item]))
         elif opt.is_list:
             opt.value.append(item)
         else:
@@ -136,13 +161,32 @@ class Section:
         opt = self.option(name)
         if opt is not None:
             self.options.remove(opt)
+            if self._by_name:
+                del self._by_name[name]
+                if not self._by_name:
+                    self._by_name = None  # empty: rebuilt when it grows again
         return opt is not None
+
+    def rename_option(self, opt, new_name):
+        index = self._by_name
+        if index:
+            if index.get(new_name, opt) is not opt:
+                self._by_name = False  # two options share a name from now on
+            else:
+                del index[opt.name]
+                index[new_name] = opt
+        opt.name = new_name
 
 
 class Package:
     def __init__(self, name):
         self.name = name
         self.sections = []
+        # name -> section while names are unique (lookups are then O(1): a
+        # config can have tens of thousands of named sections); None once two
+        # sections share a name (rename, a generated name taken), when the
+        # first one in order wins and lookups scan as libuci does.
+        self._by_name = {}
         self.counter = 0  # sections created in this load (for cfgXXXXXX names)
         # Set by the store:
         self.path = None
@@ -150,6 +194,8 @@ class Package:
         self.from_conf2 = False
 
     def section(self, name):
+        if self._by_name is not None:
+            return self._by_name.get(name)
         for sec in self.sections:
             if sec.name == name:
                 return sec
@@ -164,7 +210,28 @@ class Package:
         else:
             sec = Section(type_, name)
         self.sections.append(sec)
+        if self._by_name is not None:
+            if name in self._by_name:
+                self._by_name = None
+            else:
+                self._by_name[name] = sec
         return sec
+
+    def remove_section(self, sec):
+        self.sections.remove(sec)
+        if self._by_name is not None:
+            del self._by_name[sec.name]
+
+    def rename_section(self, sec, new_name):
+        """Rename; the section is no longer anonymous (it is written with its name)."""
+        if self._by_name is not None:
+            if self._by_name.get(new_name, sec) is not sec:
+                self._by_name = None
+            else:
+                del self._by_name[sec.name]
+                self._by_name[new_name] = sec
+        sec.name = new_name
+        sec.anonymous = False
 
     def set_section_type(self, sec, type_):
         """Change the type in place; libuci re-creates the section when the

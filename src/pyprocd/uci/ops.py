@@ -44,7 +44,7 @@ def _set_section(pkg, sec, name, type_):
     if type_ == "":
         if sec is None:
             return None
-        pkg.sections.remove(sec)
+        pkg.remove_section(sec)
         return _delta("-", name)
     if not valid_type(type_):
         raise UciError(ERR_INVAL)
@@ -81,7 +81,7 @@ def del_list(pkg, section, option, value):
 def delete(pkg, section, option=None, index=None, index_text=None):
     sec = _section(pkg, section)
     if option is None:
-        pkg.sections.remove(sec)
+        pkg.remove_section(sec)
         return _delta("-", section)
     opt = sec.option(option)
     if opt is None:
@@ -98,13 +98,12 @@ def delete(pkg, section, option=None, index=None, index_text=None):
 def rename(pkg, section, option, new_name):
     sec = _section(pkg, section)
     if option is None:
-        sec.name = new_name
-        sec.anonymous = False
+        pkg.rename_section(sec, new_name)
         return _delta("@", section, None, new_name)
     opt = sec.option(option)
     if opt is None:
         raise UciError(ERR_NOTFOUND)
-    opt.name = new_name
+    sec.rename_option(opt, new_name)
     return _delta("@", section, option, new_name)
 
 

@@ -16,21 +16,19 @@ from .model import (
     valid_type,
 )
 
-NUL = "\0"
-_SPACE = " \t\n\v\f\r"
-_SPECIAL = frozenset(_SPACE + "'\"#;\\" + NUL)
+NUL = 0
+_SPACE = frozenset(b" \t\n\v\f\r")
+_SPECIAL = frozenset(b" \t\n\v\f\r'\"#;\\\0")
+_DOUBLE_QUOTED_SPECIAL = frozenset(b'"\\\0')
+_QUOTE, _DQUOTE, _HASH, _SEMICOLON, _BACKSLASH = (ord(c) for c in "'\"#;\\")
+_LF, _CR = ord("\n"), ord("\r")
 
 # parse_backslash results
 _ESCAPE, _CONTINUED, _EOF = range(3)
 
 
-def _split_lines(text):
-    """Physical lines including their '\\n' (only '\\n' ends a line)."""
-    lines = text.split("\n")
-    result = [line + "\n" for line in lines[:-1]]
-    if lines[-1]:
-        result.append(lines[-1])
-    return result
+def _text(data):
+    return data.decode("utf-8", "surrogateescape")
 
 
 class TokenError(Exception):
@@ -41,13 +39,22 @@ class TokenError(Exception):
 
 
 class Tokenizer:
-    """Reads logical lines and tokens exactly as libuci's file parser does."""
+    """Reads logical lines and tokens exactly as libuci's file parser does.
 
-    def __init__(self, text):
-        self._lines = _split_lines(text)
-        self._next_line = 0
+    Works on bytes, as libuci does (so error offsets are byte offsets): the
+    input stays one bytes object, the current logical line is one bytearray
+    and a token's output another, which keeps a load within a few times the
+    file's size however long its values are. Tokens are returned as str
+    (UTF-8 with surrogateescape, so every byte survives a round trip).
+    """
+
+    def __init__(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        self._data = data
+        self._offset = 0  # where the next physical line starts in _data
         self.line = 0  # newline-terminated physical lines read so far
-        self.buf = []
+        self.buf = bytearray()
         self.pos = 0
 
     # -- buffer --------------------------------------------------------------
@@ -55,13 +62,18 @@ class Tokenizer:
     def _getln(self, at):
         """Replace the buffer from `at` on with the next physical line."""
         del self.buf[at:]
-        if self._next_line >= len(self._lines):
+        data, start = self._data, self._offset
+        if start >= len(data):
             return False
-        line = self._lines[self._next_line]
-        self._next_line += 1
-        if line.endswith("\n"):
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = len(data)
+        else:
+            end += 1
             self.line += 1
-        self.buf.extend(line)
+        with memoryview(data) as view:
+            self.buf += view[start:end]
+        self._offset = end
         return True
 
     def next_line(self):
@@ -70,40 +82,48 @@ class Tokenizer:
         return self._getln(0)
 
     def cur(self, offset=0):
+        """The byte at pos+offset (0 past the end, like C's terminator)."""
         i = self.pos + offset
         return self.buf[i] if i < len(self.buf) else NUL
+
+    def at_end(self):
+        """Nothing left on this logical line (end of buffer or a NUL)."""
+        return self.cur() == NUL
 
     def error(self, reason, byte=None):
         raise TokenError(reason, self.pos if byte is None else byte)
 
     def skip_whitespace(self):
-        while self.cur() != NUL and self.cur() in _SPACE:
-            self.pos += 1
+        buf, pos = self.buf, self.pos
+        while pos < len(buf) and buf[pos] in _SPACE:
+            pos += 1
+        self.pos = pos
 
     # -- tokens --------------------------------------------------------------
 
     def _parse_backslash(self):
         nxt = self.cur(1)
-        if nxt == NUL or nxt == "\n" or (nxt == "\r" and self.cur(2) == "\n"):
+        if nxt == NUL or nxt == _LF or (nxt == _CR and self.cur(2) == _LF):
             # Line continuation: the next physical line replaces "\\\n".
             return _CONTINUED if self._getln(self.pos) else _EOF
         self.pos += 1  # the escaped byte is taken literally
         return _ESCAPE
 
+    def _copy(self, out, start, end):
+        """out += buf[start:end] without a temporary copy of a long run."""
+        with memoryview(self.buf) as view, view[start:end] as run:
+            out += run
+
     def _single_quoted(self, out):
         self.pos += 1
-        buf = self.buf
         while True:
-            try:
-                end = buf.index("'", self.pos)
-            except ValueError:
-                end = -1
+            end = self.buf.find(b"'", self.pos)
             if end >= 0:
-                out.extend(buf[self.pos:end])  # everything is literal up to the quote
+                self._copy(out, self.pos, end)  # everything is literal up to the quote
                 self.pos = end + 1
                 return
-            out.extend(buf[self.pos:])
-            self.pos = len(buf)
+            self._copy(out, self.pos, len(self.buf))
+            self.pos = len(self.buf)
             if not self._getln(self.pos):
                 self.error("EOF with unterminated '", len(self.buf))
 
@@ -115,36 +135,44 @@ class Tokenizer:
                 if not self._getln(self.pos):
                     self.error('EOF with unterminated "', len(self.buf))
                 continue
-            if c == '"':
+            if c == _DQUOTE:
                 self.pos += 1
                 return
-            if c == "\\":
-                if self._parse_backslash() != _ESCAPE:
-                    continue
-                c = self.cur()
-            out.append(c)
-            self.pos += 1
+            if c == _BACKSLASH:
+                if self._parse_backslash() == _ESCAPE:
+                    out.append(self.cur())
+                    self.pos += 1
+                continue
+            self._plain_run(out, _DOUBLE_QUOTED_SPECIAL)
+
+    def _plain_run(self, out, special):
+        """Copy a run of ordinary bytes (at least the one at pos) to out."""
+        buf, end = self.buf, self.pos + 1
+        while end < len(buf) and buf[end] not in special:
+            end += 1
+        self._copy(out, self.pos, end)
+        self.pos = end
 
     def parse_str(self):
         """One shell-like word starting at pos; returns its text."""
-        out = []
+        out = bytearray()
         start = self.pos
         next_statement_ok = True
         while True:
             c = self.cur()
-            if c == "'":
+            if c == _QUOTE:
                 self._single_quoted(out)
-            elif c == '"':
+            elif c == _DQUOTE:
                 self._double_quoted(out)
-            elif c == "#":
+            elif c == _HASH:
                 self.buf[self.pos] = NUL  # comment: the rest of the line is gone
                 break
             elif c == NUL:
                 break
-            elif c == ";":
+            elif c == _SEMICOLON:
                 next_statement_ok = False
                 break
-            elif c == "\\":
+            elif c == _BACKSLASH:
                 result = self._parse_backslash()
                 if result == _EOF:
                     break
@@ -152,13 +180,9 @@ class Tokenizer:
                     out.append(self.cur())
                     self.pos += 1
             else:
-                # fast path: a run of ordinary bytes
-                buf, end = self.buf, self.pos + 1
-                while end < len(buf) and buf[end] not in _SPECIAL:
-                    end += 1
-                out.extend(buf[self.pos:end])
-                self.pos = end
-            if self.cur() in _SPACE and self.cur() != NUL:
+                self._plain_run(out, _SPECIAL)
+            c = self.cur()
+            if c != NUL and c in _SPACE:
                 break
         compacted = len(out) != self.pos - start
         if next_statement_ok:
@@ -167,11 +191,11 @@ class Tokenizer:
         elif not compacted:
             # libuci writes the terminating NUL over this ';'.
             self.buf[self.pos] = NUL
-        return "".join(out)
+        return _text(out)
 
     def next_arg(self, required=False, name=False, package=False):
         self.skip_whitespace()
-        if self.cur() == ";":
+        if self.cur() == _SEMICOLON:
             self.buf[self.pos] = NUL
             self.pos += 1
             value = ""
@@ -191,6 +215,18 @@ class Tokenizer:
         extra = self.next_arg()
         if extra and strict:
             self.error("too many arguments")
+
+    def keyword(self):
+        """The first word of a statement (delimited by space or TAB only):
+        (text, start, end) with pos left at its start."""
+        buf, start = self.buf, self.pos
+        end = start
+        while end < len(buf) and buf[end] not in _KEYWORD_END:
+            end += 1
+        return _text(buf[start:end]), start, end
+
+
+_KEYWORD_END = frozenset(b" \t\0")
 
 
 _KEYWORDS = {
@@ -236,11 +272,7 @@ class Parser:
         tok = self.tok
         while True:
             tok.skip_whitespace()
-            start = tok.pos
-            end = start
-            while tok.buf[end:end + 1] and tok.buf[end] not in " \t" + NUL:
-                end += 1
-            word = "".join(tok.buf[start:end])
+            word, start, end = tok.keyword()
             if not word or word[0] == "#":
                 return
             keyword = _KEYWORDS.get(word)
@@ -325,7 +357,7 @@ def tokenize_single(text):
     while tok.next_line():
         try:
             tok.skip_whitespace()
-            if tok.cur() == NUL:
+            if tok.at_end():
                 continue
             word = tok.next_arg()
             extra = tok.next_arg()

@@ -101,9 +101,9 @@ def parse_delta_token(token, pkg_name):
     return Delta(cmd, section, option, value)
 
 
-def parse_delta_text(text, pkg_name):
+def parse_delta_text(data, pkg_name):
     deltas = []
-    for token in tokenize_single(text):
+    for token in tokenize_single(data):
         delta = parse_delta_token(token, pkg_name) if token is not None else None
         if delta is not None:
             deltas.append(delta)
@@ -218,13 +218,13 @@ class Store:
         try:
             with open(path, "rb") as f:
                 fcntl.flock(f, fcntl.LOCK_SH)
-                text = decode(f.read())
+                data = f.read()
         except OSError:
             raise UciError(ERR_NOTFOUND) from None
-        return self._build(text, pkg_name, path, has_delta, from_conf2)
+        return self._build(data, pkg_name, path, has_delta, from_conf2)
 
-    def _build(self, text, pkg_name, path, has_delta, from_conf2):
-        pkg = parse_package(text, pkg_name, self.strict, self.on_parse_error)
+    def _build(self, data, pkg_name, path, has_delta, from_conf2):
+        pkg = parse_package(data, pkg_name, self.strict, self.on_parse_error)
         pkg.path = path
         pkg.has_delta = has_delta
         pkg.from_conf2 = from_conf2
@@ -240,10 +240,10 @@ class Store:
         try:
             with open(delta_file, "rb") as f:
                 fcntl.flock(f, fcntl.LOCK_SH)
-                text = decode(f.read())
+                data = f.read()
         except OSError:
             return
-        for delta in parse_delta_text(text, pkg.name):
+        for delta in parse_delta_text(data, pkg.name):
             pkg.changes.append(delta)
             if apply_delta(pkg, delta):
                 pkg.applied += 1
@@ -308,8 +308,8 @@ class Store:
             self.save(pkg)
             with os.fdopen(os.dup(fd), "rb") as f:
                 f.seek(0)
-                text = decode(f.read())
-            fresh = self._build(text, pkg.name, pkg.path, True, pkg.from_conf2)
+                data = f.read()
+            fresh = self._build(data, pkg.name, pkg.path, True, pkg.from_conf2)
             if fresh.applied == 0:
                 return
             self._truncate_delta(pkg.name)
@@ -378,9 +378,9 @@ class Store:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with os.fdopen(os.dup(fd), "rb") as f:
-                text = decode(f.read())
+                data = f.read()
             kept = []
-            for token in tokenize_single(text):
+            for token in tokenize_single(data):
                 delta = parse_delta_token(token, pkg.name) if token is not None else None
                 if delta is None:
                     return  # libuci gives up silently on an unparsable line
