@@ -31,3 +31,23 @@ def load_vectors(name):
                     allow_module_level=True)
     with open(path) as f:
         return json.load(f)
+
+
+def _vectors_missing_note():
+    return (f"WARNING: {VECTORS} is missing: every replay of the recorded procd/ubusd/uci/"
+            "libubox behaviour is SKIPPED (about 440 tests). Put shared/ beside the checkout.")
+
+
+def pytest_report_header(config):
+    if not VECTORS.is_dir():
+        return _vectors_missing_note()
+    return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = [r for r in terminalreporter.stats.get("skipped", ())
+               if "vector file" in str(getattr(r, "longrepr", ""))]
+    if not VECTORS.is_dir() or skipped:
+        terminalreporter.write_sep("!", "recorded vectors missing", red=True, bold=True)
+        terminalreporter.write_line(_vectors_missing_note())
+        terminalreporter.write_line(f"{len(skipped)} test module(s)/test(s) skipped for it.")
