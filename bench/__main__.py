@@ -169,6 +169,7 @@ def main(argv=None):
     run_peers, peer_names, modules = plan(args)
     guard.install_signal_handlers()
     results = {"machine": harness.machine(), "quick": args.quick, "peers": None, "modules": {}}
+    code = 0
     try:
         if run_peers:
             # services orphaned by a dying supervisor come back to us, to be cleaned up;
@@ -182,21 +183,23 @@ def main(argv=None):
         for name in modules:
             print(f"bench: module {name} ...", file=sys.stderr, flush=True)
             results["modules"][name] = run_module(name, args.quick)
-        if modules:
-            print("\n" + report.modules_table(results["modules"]), flush=True)
     except (KeyboardInterrupt, guard.Interrupted):
+        # What was measured before the interruption is kept and written, marked as such.
         print("bench: interrupted; every started process was stopped", file=sys.stderr)
-        return 130
+        results["interrupted"] = True
+        code = 130
     finally:
         guard.ignore_interrupts()
         guard.kill_all(include_own=True)  # whatever a module may have left running
+    if results["modules"]:
+        print("\n" + report.modules_table(results["modules"]), flush=True)
     m = results["machine"]
     print(f"\nmachine: {m['nproc']} x {m['cpu']}, kernel {m['kernel']}, "
           f"python {m['python']}, {m['date']}")
     with open(args.json, "w") as f:
         json.dump(results, f, indent=1)
-    print(f"results written to {args.json}")
-    return 0
+    print(f"results{' so far' if code else ''} written to {args.json}")
+    return code
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
   context switches and CPU time of the daemon over an idle window.
 """
 
+import itertools
 import json
 import os
 import signal
@@ -26,11 +27,11 @@ for path in (SRC, os.path.dirname(HERE)):  # pyprocd, and `bench.*` when run as 
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from bench.measure import bare_python_mem, mem, usage, wait_for  # noqa: E402
-from pyprocd.core.manager import ServiceManager  # noqa: E402
-from pyprocd.loop import Loop  # noqa: E402
-from pyprocd.process.logsink import DaemonLog, SyslogSink  # noqa: E402
-from pyprocd.process.spawn import Spawner  # noqa: E402
+from bench.measure import bare_python_mem, mem, usage, wait_for
+from pyprocd.core.manager import ServiceManager
+from pyprocd.loop import Loop
+from pyprocd.process.logsink import DaemonLog, SyslogSink
+from pyprocd.process.spawn import Spawner
 
 
 class _Quiet:
@@ -65,7 +66,7 @@ def bench_respawn(cycles):
     loop.close()
     latencies = []
     stamps = [(t, s) for t, s in stamps if t in ("instance.stop", "instance.start")]
-    for (t1, s1), (t2, s2) in zip(stamps, stamps[1:]):
+    for (t1, s1), (t2, s2) in itertools.pairwise(stamps):
         if t1 == "instance.stop" and t2 == "instance.start":
             latencies.append(s2 - s1)
     # The baseline: fork+exec+wait of the same program, back to back.
@@ -91,7 +92,7 @@ def bench_start(n):
     loop.run_until(lambda: all(_exec_done(p) for p in pids), 300)
     ours = time.perf_counter() - t0
     t1 = time.perf_counter()
-    status, reply = mgr.call("list", {})
+    _, reply = mgr.call("list", {})
     list_s = time.perf_counter() - t1
     t2 = time.perf_counter()
     json.dumps(reply)
@@ -149,13 +150,17 @@ def bench_daemon(instances, idle_s):
             wait_for(lambda: os.path.exists(sock), 30)
             # -S: no site module, like the bare baseline (site .pth files of
             # this host would otherwise be counted as the daemon's memory).
+            # its own state file and an empty confdir: nothing of the host's is read or written
+            os.mkdir(os.path.join(tmp, "config"))
             daemon = subprocess.Popen([sys.executable, "-S", "-m", "pyprocd", "-s", sock,
-                                       "--syslog", os.path.join(tmp, "nolog")], env=env,
+                                       "--syslog", os.path.join(tmp, "nolog"),
+                                       "--state-file", os.path.join(tmp, "state.json"),
+                                       "--confdir", os.path.join(tmp, "config")], env=env,
                                       stderr=subprocess.DEVNULL)
             procs.append(daemon)
             ubus = [sys.executable, "-m", "pyprocd", "ubus", "-s", sock]
             wait_for(lambda: subprocess.run(ubus + ["list", "service"], env=env,
-                                             capture_output=True).returncode == 0, 30)
+                                             capture_output=True, check=False).returncode == 0, 30)
             msg = {"name": "m", "instances": {
                 f"i{k}": {"command": ["/bin/sleep", "100000"], "respawn": []} for k in range(instances)}}
             subprocess.run(ubus + ["call", "service", "set", json.dumps(msg)], env=env, check=True,
@@ -163,7 +168,7 @@ def bench_daemon(instances, idle_s):
 
             def all_running():
                 out = subprocess.run(ubus + ["call", "service", "list", '{"name":"m"}'], env=env,
-                                     capture_output=True, text=True).stdout
+                                     capture_output=True, text=True, check=False).stdout
                 return out and sum(i.get("running", False) for i in
                                    json.loads(out)["m"]["instances"].values()) == instances
             wait_for(all_running, 120)
@@ -175,7 +180,7 @@ def bench_daemon(instances, idle_s):
             bus_rss, bus_pss = mem(bus.pid)
             nmod = _daemon_modules(env)
             subprocess.run(ubus + ["call", "service", "delete", '{"name":"m"}'], env=env,
-                           capture_output=True)
+                           capture_output=True, check=False)
         finally:
             for proc in reversed(procs):
                 proc.send_signal(signal.SIGTERM)
@@ -198,9 +203,10 @@ def _daemon_modules(env):
     """len(sys.modules) after the daemon's own start-up imports (same code path, no bus needed)."""
     code = ("import sys; import pyprocd.daemon.main as m; "
             "m.build_daemon(m.parse_args(['-s', '/nonexistent'])); print(len(sys.modules))")
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         env=env, check=False)
     bare = subprocess.run([sys.executable, "-I", "-S", "-c", "import sys; print(len(sys.modules))"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     try:
         return {"daemon": int(out.stdout), "bare_python": int(bare.stdout)}
     except ValueError:

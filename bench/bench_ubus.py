@@ -26,7 +26,7 @@ for path in (SRC, os.path.dirname(HERE)):  # pyprocd, and `bench.*` when run as 
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from bench.measure import bare_python_mem, mem, wait_for  # noqa: E402
+from bench.measure import bare_python_mem, mem, wait_for
 from pyprocd.bus.broker import Broker
 from pyprocd.bus.client import BlockingUbus, UbusClient, UbusObject
 from pyprocd.loop import Loop

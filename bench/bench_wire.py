@@ -19,7 +19,7 @@ SRC = os.path.join(os.path.dirname(HERE), "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from pyprocd.wire import blobmsg, ubusmsg  # noqa: E402
+from pyprocd.wire import blobmsg, ubusmsg
 
 
 def list_reply(services=100, instances=10):

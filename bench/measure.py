@@ -9,7 +9,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(HERE) not in sys.path:
     sys.path.insert(0, os.path.dirname(HERE))  # `bench.peers` when run as a script
 
-from bench.peers.procfs import usage  # noqa: E402
+from bench.peers.procfs import usage
 
 
 def mem(pid):

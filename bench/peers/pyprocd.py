@@ -6,9 +6,12 @@ until the daemon has registered `service` on the bus; all of it counts in
 the start time, as the other peers' config parsing does.
 """
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 
 from .base import Peer, Unavailable, have_module, python
@@ -19,17 +22,25 @@ SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 RESPAWN = ["3600", "0", "0"]
 # pyprocd runs from compiled bytecode, as an installed package (and the pip-installed
 # Python peers) do: compiling at every start would count the compiler's memory.
-PYCACHE = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"pyprocd-bench-pycache-{os.getuid()}")
+# The bytecode lives in a temp dir of this run, removed when the run ends.
 _compiled = []
 
 
-def compile_once():
+def pycache():
     if not _compiled:
-        env = dict(os.environ, PYTHONPYCACHEPREFIX=PYCACHE)
+        folder = tempfile.mkdtemp(prefix="pyprocd-bench-pycache-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _compiled.append(folder)
+    return _compiled[0]
+
+
+def compile_once():
+    if len(_compiled) < 2:
+        env = dict(os.environ, PYTHONPYCACHEPREFIX=pycache())
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         subprocess.run([python(), "-m", "compileall", "-q", SRC], env=env, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _compiled.append(True)
+        _compiled.append(True)  # [folder, compiled]
 
 
 class Pyprocd(Peer):
@@ -62,7 +73,7 @@ class Pyprocd(Peer):
         if SRC not in path.split(os.pathsep):
             env["PYTHONPATH"] = SRC + (os.pathsep + path if path else "")
         compile_once()
-        env["PYTHONPYCACHEPREFIX"] = PYCACHE
+        env["PYTHONPYCACHEPREFIX"] = pycache()
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
@@ -72,7 +83,10 @@ class Pyprocd(Peer):
         self.wait_for(lambda: os.path.exists(self.sock), "bus socket")
         self.daemon = self.launch(
             [python(), "-m", "pyprocd", "-s", self.sock,
-             "--syslog", os.path.join(self.workdir, "syslog.sock")],
+             "--syslog", os.path.join(self.workdir, "syslog.sock"),
+             # its own state and config: nothing of the host's is read or written
+             "--state-file", os.path.join(self.workdir, "state.json"),
+             "--confdir", self.workdir],
             "daemon.out")
         message = {"name": "bench", "instances": {
             s.name: {"command": list(s.argv), "respawn": RESPAWN} for s in services}}

@@ -119,6 +119,33 @@ def test_ctrl_c_stops_every_started_process(base):
     assert code == 130, err
     assert "interrupted" in err
     assert procfs.processes_mentioning(base) == []
+    with open(os.path.join(base, "r.json")) as f:
+        assert json.load(f)["interrupted"] is True  # written, and marked as incomplete
+
+
+def test_ctrl_c_keeps_what_was_measured(base):
+    """An interrupted run still writes the modules it finished."""
+    out_json = os.path.join(base, "r.json")
+    with open(os.path.join(base, "err"), "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bench", "--quick", "--only", "ubus",
+                                 "wire", "--json", out_json], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while "module wire" not in open(os.path.join(base, "err")).read():
+            assert proc.poll() is None, open(os.path.join(base, "err")).read()
+            assert time.monotonic() < deadline, "the ubus module never finished"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with open(out_json) as f:
+        result = json.load(f)
+    assert result["interrupted"] is True
+    assert result["modules"]["ubus"]["ok"], result["modules"]["ubus"]
 
 
 def running_sleeps(base):
