@@ -132,8 +132,12 @@ def test_ctrl_c_keeps_what_was_measured(base):
                                 stdout=subprocess.DEVNULL, stderr=err, text=True)
     try:
         deadline = time.monotonic() + 300
-        while "module wire" not in open(os.path.join(base, "err")).read():
-            assert proc.poll() is None, open(os.path.join(base, "err")).read()
+        def said():
+            with open(os.path.join(base, "err")) as f:
+                return f.read()
+
+        while "module wire" not in said():
+            assert proc.poll() is None, said()
             assert time.monotonic() < deadline, "the ubus module never finished"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
