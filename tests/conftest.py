@@ -51,3 +51,30 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("!", "recorded vectors missing", red=True, bold=True)
         terminalreporter.write_line(_vectors_missing_note())
         terminalreporter.write_line(f"{len(skipped)} test module(s)/test(s) skipped for it.")
+
+
+# The host's own files that a daemon, a CLI or a bench would use by default. No test
+# may touch them: each test gives its daemon a state file, confdir and savedir of its own.
+HOST_PATHS = ("/var/run/pyprocd", "/var/run/pyprocd.pid", "/run/pyprocd", "/etc/config",
+              "/tmp/.uci", "/var/run/uci", "/var/run/config.md5")
+
+
+def _host_paths_state():
+    state = {}
+    for path in HOST_PATHS:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        entries = sorted(os.listdir(path)) if os.path.isdir(path) else None
+        state[path] = (st.st_mtime_ns, st.st_size, entries)
+    return state
+
+
+@pytest.fixture(autouse=True)
+def _nothing_written_to_the_host():
+    before = _host_paths_state()
+    yield
+    after = _host_paths_state()
+    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    assert not changed, f"this test wrote to the host's own files: {changed}"
