@@ -3,7 +3,7 @@ PYTHON ?= python3
 export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST_ARGS ?=
 
-.PHONY: test run bench lint ipk clean
+.PHONY: test run bench soak lint ipk clean
 
 test:
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS) tests
@@ -13,6 +13,10 @@ run:
 
 bench:
 	$(PYTHON) -m bench
+
+# 10,000 set/delete/signal/kill cycles against one daemon; SOAK_ARGS="--cycles N --seed S"
+soak:
+	$(PYTHON) -m bench.soak $(SOAK_ARGS)
 
 # needs ruff: pip install ruff
 lint:
