@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "ubus": "pyprocd.bus.ubuscli:main",
     "uci": "pyprocd.uci.cli:main",
     "reload-config": "pyprocd.uci.reload:main",
+    "trace": "pyprocd.trace.cli:main",
 }
 DAEMON = "pyprocd.daemon.main:main"
 

@@ -27,6 +27,18 @@ int capget(struct user_cap_header *hdr, struct user_cap_data *data);
 int capset(struct user_cap_header *hdr, struct user_cap_data *data);
 int prlimit64(int pid, int resource, struct rlimit64_k *new_limit, struct rlimit64_k *old_limit);
 int prlimit(int pid, int resource, struct rlimit64_k *new_limit, struct rlimit64_k *old_limit);
+
+/* The tracer (pyprocd trace). linux/ptrace.h's struct ptrace_syscall_info with its
+   union flattened: entry and seccomp stops share this layout (nr, args, ret_data);
+   an exit stop's rval sits where nr is. Offsets 0/4/8/16/24/32 on every ABI; the
+   tail padding (84 or 88 bytes) is the host's. */
+struct ptrace_syscall_info {
+    uint8_t op; uint8_t reserved; uint16_t flags; uint32_t arch;
+    uint64_t instruction_pointer; uint64_t stack_pointer;
+    uint64_t nr; uint64_t args[6]; uint32_t ret_data;
+};
+long ptrace(int request, ...);
+int waitpid(int pid, int *status, int options);
 """
 
 

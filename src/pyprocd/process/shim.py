@@ -253,3 +253,81 @@ def load_seccomp_filter(program):
 def seccomp_call(program):
     """The PR_SET_SECCOMP call for a FilterProgram, prepared (see PrctlCall)."""
     return PrctlCall(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, program.fprog)
+
+
+# --- ptrace, for the tracer (pyprocd trace); never used inside the daemon -------------
+
+# linux/ptrace.h requests, options, events (the same numbers on every arch)
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_DETACH = 17
+PTRACE_SYSCALL = 24
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+PTRACE_GET_SYSCALL_INFO = 0x420E
+PTRACE_O_TRACESYSGOOD = 0x1
+PTRACE_O_TRACEFORK = 0x2
+PTRACE_O_TRACEVFORK = 0x4
+PTRACE_O_TRACECLONE = 0x8
+PTRACE_O_TRACEEXEC = 0x10
+PTRACE_O_EXITKILL = 0x100000
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_STOP = 128
+PTRACE_SYSCALL_INFO_NONE = 0
+PTRACE_SYSCALL_INFO_ENTRY = 1
+PTRACE_SYSCALL_INFO_EXIT = 2
+PTRACE_SYSCALL_INFO_SECCOMP = 3
+# linux/wait.h: wait for clone (thread) children too, and report traced threads
+WALL = 0x40000000
+
+
+def ptrace(request, pid, addr=0, data=0):
+    """ptrace(2); addr and data are ints or cffi pointers. Returns the call's result
+    (PEEK* requests are not supported: glibc's wrapper treats them specially)."""
+    ffi, lib = ffi_and_lib()
+    args = [a if isinstance(a, ffi.CData) else ffi.cast("void *", a) for a in (addr, data)]
+    result = lib.ptrace(ffi.cast("int", request), ffi.cast("int", pid), *args)
+    return _check(result, f"ptrace({request:#x}, {pid})")
+
+
+class SyscallInfo:
+    """A reusable PTRACE_GET_SYSCALL_INFO buffer: read(pid) -> (op, audit arch, nr).
+
+    nr is the syscall number on entry and seccomp stops (op 1 and 3) only."""
+
+    __slots__ = ("buffer", "size")
+
+    def __init__(self):
+        ffi, _ = ffi_and_lib()
+        self.buffer = ffi.new("struct ptrace_syscall_info *")
+        self.size = ffi.sizeof("struct ptrace_syscall_info")
+
+    def read(self, pid):
+        ptrace(PTRACE_GET_SYSCALL_INFO, pid, self.size, self.buffer)
+        info = self.buffer
+        return info.op, info.arch, info.nr
+
+
+def ptrace_event_message(pid):
+    """PTRACE_GETEVENTMSG: the new pid of a fork/clone event, the former tid of an exec."""
+    ffi, _ = ffi_and_lib()
+    out = ffi.new("unsigned long *")
+    ptrace(PTRACE_GETEVENTMSG, pid, 0, out)
+    return out[0]
+
+
+def waitpid(pid, options):
+    """libc waitpid(2) -> (pid, raw status); (0, 0) with WNOHANG and nothing to report.
+
+    Raises OSError (InterruptedError when a signal arrived: the caller decides whether
+    to wait again, so that Python's signal handlers run in between)."""
+    ffi, lib = ffi_and_lib()
+    status = ffi.new("int *")
+    got = _check(lib.waitpid(pid, status, options), "waitpid")
+    return got, status[0]

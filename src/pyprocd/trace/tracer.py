@@ -1,0 +1,242 @@
+"""The ptrace loop: start a program traced from its execve and follow its whole tree.
+
+Start: the forked child stops itself (SIGSTOP), the tracer seizes it with
+PTRACE_O_TRACE{FORK,VFORK,CLONE,EXEC} (every descendant and thread is attached by the
+kernel itself, no race) and EXITKILL (if the tracer dies, nothing runs on untraced),
+then sends SIGCONT; the child execs. The tracer is the subreaper of the tree, so
+orphans come back to it and it reaps them: when waitpid(-1, __WALL) says there is no
+child left, the traced tree is gone.
+
+Signals are blocked and taken with sigwaitinfo, never by a handler: a SIGTERM that
+arrives just before the tracer sleeps in wait is still seen at once (a handler can
+miss that window), and no Python handler runs between two ptrace calls.
+"""
+
+import contextlib
+import os
+import signal
+
+from pyprocd.process import shim, syscalls
+from pyprocd.trace import policy
+
+OPTIONS = (shim.PTRACE_O_TRACESYSGOOD | shim.PTRACE_O_TRACEFORK | shim.PTRACE_O_TRACEVFORK
+           | shim.PTRACE_O_TRACECLONE | shim.PTRACE_O_TRACEEXEC | shim.PTRACE_O_EXITKILL)
+SYSCALL_STOP = signal.SIGTRAP | 0x80           # PTRACE_O_TRACESYSGOOD marks syscall stops
+NEW_TRACEE_EVENTS = (shim.PTRACE_EVENT_FORK, shim.PTRACE_EVENT_VFORK, shim.PTRACE_EVENT_CLONE)
+GROUP_STOP_SIGNALS = frozenset((signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
+# Passed on to the traced program; SIGTERM and SIGINT also start the exit deadline.
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_REQUESTS = (signal.SIGTERM, signal.SIGINT)
+WAKE = FORWARDED + (signal.SIGCHLD, signal.SIGALRM)
+SIGNAL_POLL_EVERY = 64   # events handled between two looks at pending signals
+EXEC_FAILED = 127
+
+
+class TraceError(Exception):
+    """The program could not be traced; str() says why, exit_code is the tracer's."""
+
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Tracer:
+    """One traced program. start(), then run() -> the program's wait status."""
+
+    def __init__(self, path, argv, env, grace=4.0, log=print):
+        self.path, self.argv, self.env = path, argv, env
+        self.grace = grace          # seconds the tree gets to exit after SIGTERM
+        self.log = log
+        self.counts = {}            # (audit arch, nr) -> calls
+        self.main = None            # the program's pid
+        self.main_status = None
+        self.execed = False         # the program's execve succeeded
+        self.tracees = set()        # every traced task id seen and not yet gone
+        self.killing = False        # the deadline passed: every tracee is killed
+        self.info = None
+        self._err_r = None
+        self._execve = {}           # audit arch -> execve's number there
+
+    # -- start ------------------------------------------------------------------
+
+    def start(self):
+        """Fork the program, stopped before its execve, and seize it. Raises TraceError."""
+        shim.ffi_and_lib()
+        self.info = shim.SyscallInfo()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # never inherited as ignored
+        original_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAKE)
+        shim.set_child_subreaper(True)
+        self._err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            self._child(original_mask, err_w)
+        os.close(err_w)
+        self.main = pid
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
+            self.main_status = status
+            raise TraceError(self._start_failure(), EXEC_FAILED)
+        try:
+            shim.ptrace(shim.PTRACE_SEIZE, pid, 0, OPTIONS)
+        except OSError as e:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise TraceError(f"cannot trace {os.fsdecode(self.argv[0])}: ptrace: {e.strerror}") from None
+        self.tracees.add(pid)
+        os.kill(pid, signal.SIGCONT)
+        return pid
+
+    def _child(self, original_mask, err_w):
+        """In the forked child: wait to be seized, then exec. Never returns."""
+        try:
+            shim.set_pdeathsig(signal.SIGKILL)   # tracer gone before seizing: don't run
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):   # Python ignores these
+                signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGSTOP)
+            signal.pthread_sigmask(signal.SIG_SETMASK, original_mask)
+            os.execve(self.path, self.argv, self.env)
+        except BaseException as e:  # noqa: BLE001 - the child must never return
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            # nobody is left to tell if this write fails: exit all the same
+            with contextlib.suppress(BaseException):
+                os.write(err_w, reason.encode("utf-8", "replace")[:1024])
+        os._exit(EXEC_FAILED)
+
+    def _start_failure(self):
+        reason = ""
+        if self._err_r is not None:
+            try:
+                reason = os.read(self._err_r, 4096).decode("utf-8", "replace")
+            except OSError:
+                pass
+        return f"cannot execute {os.fsdecode(self.path)}: {reason or 'the child exited before exec'}"
+
+    # -- the loop -----------------------------------------------------------------
+
+    def run(self):
+        """Trace until the last traced process is gone; the program's wait status.
+        Raises TraceError when the program never ran (its execve failed)."""
+        handled = 0
+        while True:
+            try:
+                pid, status = shim.waitpid(-1, shim.WALL | os.WNOHANG)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            if pid == 0:
+                self._on_signal(signal.sigwaitinfo(WAKE).si_signo)
+                continue
+            self._on_event(pid, status)
+            handled += 1
+            if handled % SIGNAL_POLL_EVERY == 0:
+                self._poll_signals()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if not self.execed:
+            raise TraceError(self._start_failure(), EXEC_FAILED)
+        return self.main_status
+
+    def _on_event(self, pid, status):
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self.tracees.discard(pid)
+            if pid == self.main:
+                self.main_status = status
+            return
+        if not os.WIFSTOPPED(status):
+            return
+        self.tracees.add(pid)   # a new tracee may report before its parent's event
+        if self.killing:
+            os.kill(pid, signal.SIGKILL)
+        sig, event = os.WSTOPSIG(status), status >> 16
+        if sig == SYSCALL_STOP:
+            self._count(pid)
+            self._restart(pid, 0)
+        elif event == 0:                        # signal-delivery stop: deliver it
+            self._restart(pid, sig)
+        elif event in NEW_TRACEE_EVENTS:
+            self.tracees.add(self._event_message(pid))
+            self._restart(pid, 0)
+        elif event == shim.PTRACE_EVENT_EXEC:
+            former = self._event_message(pid)  # a thread that execs takes the leader's id
+            if former != pid:
+                self.tracees.discard(former)
+            if pid == self.main:
+                self.execed = True
+            self._restart(pid, 0)
+        elif event == shim.PTRACE_EVENT_STOP and sig in GROUP_STOP_SIGNALS:
+            self._ptrace(shim.PTRACE_LISTEN, pid)   # stay stopped as asked, until SIGCONT
+        else:                                   # initial stop of a new tracee, or after LISTEN
+            self._restart(pid, 0)
+
+    def _count(self, pid):
+        try:
+            op, arch, nr = self.info.read(pid)
+        except ProcessLookupError:
+            return
+        except OSError as e:
+            raise TraceError(f"PTRACE_GET_SYSCALL_INFO failed ({e.strerror}): "
+                             "the tracer needs Linux 5.3 or later") from None
+        if op != shim.PTRACE_SYSCALL_INFO_ENTRY:
+            return
+        if not self.execed and nr != self._execve_number(arch):
+            return   # the forked child's own steps before its execve are not the program's
+        key = (arch, nr)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def _execve_number(self, audit_arch):
+        if audit_arch not in self._execve:
+            name = policy.arch_name(audit_arch)
+            self._execve[audit_arch] = syscalls.numbers(name).get("execve") if name else None
+        return self._execve[audit_arch]
+
+    def _restart(self, pid, sig):
+        self._ptrace(shim.PTRACE_SYSCALL, pid, sig)
+
+    def _ptrace(self, request, pid, data=0):
+        try:
+            shim.ptrace(request, pid, 0, data)
+        except ProcessLookupError:
+            pass   # killed meanwhile: its exit is reported next
+
+    def _event_message(self, pid):
+        try:
+            return shim.ptrace_event_message(pid)
+        except ProcessLookupError:
+            return pid
+
+    # -- signals --------------------------------------------------------------------
+
+    def _poll_signals(self):
+        pending = signal.sigpending() & set(WAKE)
+        for sig in pending:
+            if signal.sigtimedwait([sig], 0) is not None:
+                self._on_signal(sig)
+
+    def _on_signal(self, sig):
+        if sig in FORWARDED:
+            self._forward(sig)
+            if sig in STOP_REQUESTS and not self.killing:
+                signal.setitimer(signal.ITIMER_REAL, self.grace)
+        elif sig == signal.SIGALRM and not self.killing:
+            self.log(f"{os.fsdecode(self.argv[0])}[{self.main}] did not exit within {self.grace:g} s of "
+                     "the stop signal: killing the traced processes (the policy lacks "
+                     "what it would have done on its way out)")
+            self.kill_all()
+
+    def _forward(self, sig):
+        """To the program, like utrace; once it is gone, to what is left of its tree."""
+        targets = [self.main] if self.main_status is None else sorted(self.tracees)
+        for pid in targets:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill_all(self):
+        """SIGKILL every traced process; the loop then reaps them."""
+        self.killing = True
+        for pid in sorted(self.tracees):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
