@@ -50,7 +50,7 @@ def test_seize_and_read_a_syscall_entry_of_a_real_child():
         info, arch = shim.SyscallInfo(), syscalls.ARCHES[syscalls.host_arch()]
         seen = []
         while True:
-            got, status = shim.waitpid(pid, shim.WALL)
+            _, status = shim.waitpid(pid, shim.WALL)
             if not os.WIFSTOPPED(status):
                 break
             if os.WSTOPSIG(status) == signal.SIGTRAP | 0x80:
