@@ -190,3 +190,67 @@ def test_daemonising_service_is_followed_through_its_pidfile(sup, tmp_path):
     finally:
         shim.set_child_subreaper(False)
 
+
+
+@pytest.fixture
+def subreaper(sup):
+    try:
+        from pyprocd.process import shim
+        shim.set_child_subreaper(True)
+    except (ImportError, OSError) as e:
+        pytest.skip(f"cannot become a subreaper here: {e}")
+    sup.spawner.subreaper = True
+    yield sup
+    shim.set_child_subreaper(False)
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def _hijack_attempt(sup, victim_pid, handoff):
+    """Instance `b` waits for `handoff` to name a pid, writes it into its own pidfile
+    and exits 0, as a daemonising service would after naming its successor."""
+    pidfile = handoff.parent / "b.pid"
+    script = (f"while [ ! -s {handoff} ]; do sleep 0.05; done; "
+              f"cat {handoff} > {pidfile}.new; mv {pidfile}.new {pidfile}; exit 0")
+    sup.call("set", {"name": "b", "instances": {"i": {
+        "command": ["/bin/sh", "-c", script], "pidfile": str(pidfile)}}})
+    return sup.inst("b", "i")
+
+
+def _hijack_refused(sup, a, b, victim):
+    assert sup.wait(lambda: not b.running and len(b.exits) == 1)
+    assert a.running and a.pid == victim and _alive(victim)
+    sup.call("delete", {"name": "b"})
+    assert sup.wait(lambda: "b" not in sup.mgr.services)
+    assert _alive(victim) and a.pid == victim
+    assert sup.call("list", {"name": "a"})[1]["a"]["instances"]["i"]["pid"] == victim
+
+
+def test_pidfile_naming_an_older_process_is_not_followed(subreaper, tmp_path):
+    sup = subreaper
+    sup.call("set", {"name": "a", "instances": {"i": {"command": ["/bin/sleep", "1000"]}}})
+    a = sup.inst("a", "i")
+    victim = a.pid
+    handoff = tmp_path / "handoff"
+    handoff.write_text(f"{victim}\n")
+    b = _hijack_attempt(sup, victim, handoff)
+    _hijack_refused(sup, a, b, victim)
+
+
+def test_pidfile_naming_another_instances_process_is_not_followed(subreaper, tmp_path):
+    # `a` starts after `b`, so only ownership tells them apart.
+    sup = subreaper
+    handoff = tmp_path / "handoff"
+    b = _hijack_attempt(sup, None, handoff)
+    assert b.running
+    sup.call("set", {"name": "a", "instances": {"i": {"command": ["/bin/sleep", "1000"]}}})
+    a = sup.inst("a", "i")
+    victim = a.pid
+    handoff.write_text(f"{victim}\n")
+    _hijack_refused(sup, a, b, victim)

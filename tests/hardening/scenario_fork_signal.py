@@ -7,7 +7,6 @@ fork, standing in for a `kill` that races the exec (a watchdog with timeout 0 do
 Prints one JSON line: what the parent's handler saw and how the child ended.
 """
 
-import _signal as signal
 import json
 import os
 import sys

@@ -79,3 +79,22 @@ def test_pidfd_for_a_live_process():
     if fd is not None:
         os.close(fd)
     assert harden.pidfd_open(2 ** 22 + 12345) is None
+
+
+def test_lineage_admits_only_a_later_process_of_the_instances_user():
+    from pyprocd.process.procfs import start_ticks
+
+    child = subprocess.Popen(["/bin/sleep", "600"])
+    try:
+        ticks = start_ticks(child.pid)
+        me, uid = os.getpid(), os.getuid()
+        assert harden.Lineage(me, ticks, uid).admits(child.pid)
+        assert not harden.Lineage(me, ticks + 1, None).admits(child.pid)   # older than the instance
+        assert not harden.Lineage(me, ticks, uid + 1).admits(child.pid)    # another user's
+        assert not harden.Lineage(1, ticks, None).admits(child.pid)        # not re-parented to us
+        taken = harden.Lineage(me, ticks, None, owned_elsewhere=lambda pid: pid == child.pid)
+        assert not taken.admits(child.pid)                                 # another instance's
+    finally:
+        child.kill()
+        child.wait()
+    assert not harden.Lineage(me, None, None).admits(child.pid)             # gone

@@ -252,7 +252,8 @@ class Instance:
             if stopping:
                 self._terminate()
 
-        spawner.follow_pidfile(self.spec.pidfile, old_pid, found)
+        spawner.follow_pidfile(self.spec.pidfile, self.proc, found,
+                               lambda pid: pid in self.manager.running_pids())
         return True
 
     def _record_exit(self, pid, sig, runtime, error):

@@ -36,6 +36,7 @@ import time
 
 from pyprocd.process import caps as capsmod
 from pyprocd.process import seccomp as seccompmod
+from pyprocd.process.procfs import proc_stat, proc_uid
 
 
 class HardenError(ValueError):
@@ -210,47 +211,62 @@ def read_pidfile(path):
     return pid if pid > 0 else None
 
 
-def _parent_of(pid):
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # comm (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return int(fields[1]) if fields[0] != b"Z" else None
+class Lineage:
+    """What a process descending from an instance's main process must match: started
+    no earlier than it, re-parented to `parent` (us, as subreaper), and -- when the
+    instance runs as a non-root user -- still that user (a `nobody` service cannot
+    name a root process as its successor). `owned_elsewhere(pid)` says a pid is
+    another instance's process, which is never taken over."""
+
+    __slots__ = ("owned_elsewhere", "parent", "start_ticks", "uid")
+
+    def __init__(self, parent=None, start_ticks=None, uid=None, owned_elsewhere=None):
+        self.parent = parent
+        self.start_ticks = start_ticks
+        self.uid = uid or None
+        self.owned_elsewhere = owned_elsewhere
+
+    def admits(self, pid):
+        stat = proc_stat(pid)
+        if stat is None or stat[0] == "Z":      # gone, or a zombie
+            return False
+        _state, ppid, start_ticks = stat
+        if self.parent is not None and ppid != self.parent:
+            return False
+        if self.start_ticks is not None and start_ticks < self.start_ticks:
+            return False
+        if self.uid is not None and proc_uid(pid) != self.uid:
+            return False
+        return not (self.owned_elsewhere is not None and self.owned_elsewhere(pid))
 
 
-def pidfile_candidate(path, exited_pid, parent=None):
+def pidfile_candidate(path, exited_pid, parent=None, lineage=None):
     """The service's new main pid if the pidfile names one now, else None: a live
-    process other than the exited one (and, when `parent` is given, whose parent is
-    `parent` -- pass os.getpid() when subreaper, so a stale pidfile naming an unrelated
-    process is never adopted and later killed)."""
+    process other than the exited one that `lineage` admits (a bare `parent`: whose
+    parent is `parent` -- pass os.getpid() when subreaper, so a stale pidfile naming
+    an unrelated process is never adopted and later killed)."""
     pid = read_pidfile(path)
     if pid is None or pid == exited_pid:
         return None
-    ppid = _parent_of(pid)
-    if ppid is None:          # gone, or a zombie
-        return None
-    if parent is not None and ppid != parent:
-        return None
-    return pid
+    if lineage is None:
+        lineage = Lineage(parent)
+    return pid if lineage.admits(pid) else None
 
 
-def follow_pidfile(path, exited_pid, *, timeout=5.0, poll=0.05, parent=None,
+def follow_pidfile(path, exited_pid, *, timeout=5.0, poll=0.05, parent=None, lineage=None,
                    sleep=time.sleep, clock=time.monotonic):
     """Blocking, bounded: wait up to `timeout` s for the pidfile to name the new pid.
     For tools and tests; the daemon uses follow_pidfile_async."""
     deadline = clock() + timeout
     while True:
-        pid = pidfile_candidate(path, exited_pid, parent)
+        pid = pidfile_candidate(path, exited_pid, parent, lineage)
         if pid is not None or clock() >= deadline:
             return pid
         sleep(min(poll, max(0.0, deadline - clock())))
 
 
 def follow_pidfile_async(loop, path, exited_pid, callback, *, timeout=5.0, poll=0.05,
-                         parent=None):
+                         parent=None, lineage=None):
     """Non-blocking: polls with loop.call_later and calls callback(pid_or_None) once.
     Returns a cancel() function."""
     deadline = loop.time() + timeout
@@ -259,7 +275,7 @@ def follow_pidfile_async(loop, path, exited_pid, callback, *, timeout=5.0, poll=
     def check():
         if state["done"]:
             return
-        pid = pidfile_candidate(path, exited_pid, parent)
+        pid = pidfile_candidate(path, exited_pid, parent, lineage)
         if pid is not None or loop.time() >= deadline:
             state["done"] = True
             callback(pid)

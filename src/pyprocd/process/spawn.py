@@ -14,6 +14,7 @@ import resource
 
 from pyprocd.common import LOG_ERR, LOG_INFO, SpawnError
 from pyprocd.process.logsink import PipeLogger, instance_ident
+from pyprocd.process.procfs import proc_uid, start_ticks
 
 EXEC_FAILED = 127
 DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -222,11 +223,13 @@ def _child(plan, stdout_fd, stderr_fd, err_w):
 class Running:
     """The process side of one started instance: pid, log pipes, error pipe."""
 
-    def __init__(self, pid, err_r):
+    def __init__(self, pid, err_r, uid=None):
         self.pid = pid
         self.err_r = err_r
         self.exec_error = None
         self.loggers = []
+        self.uid = uid  # the user it was started as (None: root/unchanged)
+        self.start_ticks = None  # /proc starttime, read when a pidfile may be followed
 
 
 class Spawner:
@@ -275,7 +278,9 @@ class Spawner:
         for fd in (out_w, err_w_log, err_w):
             if fd is not None:
                 os.close(fd)
-        running = Running(pid, err_r)
+        running = Running(pid, err_r, spec.uid or None)
+        if spec.pidfile:
+            running.start_ticks = start_ticks(pid)
         ident = instance_ident(spec.command[0], pid)
         if out_r is not None:
             running.loggers.append(PipeLogger(self.loop, out_r, self.sink, ident, spec.facility | LOG_INFO))
@@ -311,23 +316,28 @@ class Spawner:
 
     subreaper = False  # set by the daemon once it is the reaper of orphaned descendants
 
-    def follow_pidfile(self, path, exited_pid, callback):
-        """A main process exited cleanly: did it daemonise and name its successor in `path`?
+    def follow_pidfile(self, path, exited, callback, owned_elsewhere=None):
+        """A main process (`exited`, its Running) exited cleanly: did it daemonise and
+        name its successor in `path`?
 
-        callback(new_pid or None), once. Only processes re-parented to us are
-        adopted (we must be a subreaper), so a stale pidfile naming some
-        unrelated process is never taken over and later killed.
+        callback(new_pid or None), once. Only a descendant of the instance is taken:
+        a process re-parented to us (we must be a subreaper), started after the
+        exited one, of the instance's user, and not a pid `owned_elsewhere(pid)`
+        says is another instance's. A stale or planted pidfile naming some other
+        process never gets it adopted and later killed.
         """
         if not self.subreaper:
             callback(None)
             return
-        from pyprocd.process.harden import follow_pidfile_async
+        from pyprocd.process.harden import Lineage, follow_pidfile_async
 
-        follow_pidfile_async(self.loop, path, exited_pid, callback, parent=os.getpid())
+        lineage = Lineage(os.getpid(), exited.start_ticks, exited.uid, owned_elsewhere)
+        follow_pidfile_async(self.loop, path, exited.pid, callback, lineage=lineage)
 
     def adopt_child(self, pid, on_exit):
         """Track a descendant that became the main process; its output is not ours to log."""
-        running = Running(pid, None)
+        running = Running(pid, None, proc_uid(pid) or None)
+        running.start_ticks = start_ticks(pid)
         self.loop.watch_child(pid, lambda p, status: on_exit(status, None))
         return running
 
