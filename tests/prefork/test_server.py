@@ -88,8 +88,8 @@ class Namespace:
         self.script.write_text(SCRIPT)
         self.holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-             "mount -t tmpfs -o mode=755 tmpfs /run/user && mkdir -m 700 /run/user/0 "
-             "&& echo ready && exec sleep 100000"], stdout=subprocess.PIPE, text=True)
+             ("mount -t tmpfs -o mode=755 tmpfs /run/user && mkdir -m 700 /run/user/0 "
+              "&& echo ready && exec sleep 100000")], stdout=subprocess.PIPE, text=True)
         assert self.holder.stdout.readline().strip() == "ready"
         self.ns = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
 
