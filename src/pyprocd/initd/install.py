@@ -1,0 +1,119 @@
+"""`pyprocd kit install --root DIR`: lay the init-script kit out as on a router.
+
+    DIR/etc/rc.common
+    DIR/lib/functions.sh, DIR/lib/functions/procd.sh, DIR/lib/functions/service.sh
+    DIR/lib/config/uci.sh
+    DIR/usr/share/libubox/jshn.sh
+    DIR/usr/bin/jshn, DIR/usr/bin/ubus, DIR/sbin/uci, DIR/sbin/validate_data
+    DIR/usr/lib/pyprocd/  a copy of the pyprocd package and its launcher
+
+The commands are small shell scripts that run pyprocd from DIR/usr/lib/pyprocd,
+found from their own path, so the tree keeps working when DIR becomes / (a
+chroot, an image). Existing directory symlinks in DIR (a merged /usr: sbin ->
+usr/sbin) are followed, existing files are replaced.
+"""
+
+import os
+import shutil
+import sys
+
+KIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kit")
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# kit file -> (path on the router, mode)
+SHELL_FILES = {
+    "rc.common": ("etc/rc.common", 0o755),
+    "functions.sh": ("lib/functions.sh", 0o644),
+    "procd.sh": ("lib/functions/procd.sh", 0o644),
+    "service.sh": ("lib/functions/service.sh", 0o644),
+    "uci.sh": ("lib/config/uci.sh", 0o644),
+    "jshn.sh": ("usr/share/libubox/jshn.sh", 0o644),
+}
+# command on the router -> (pyprocd subcommand, directory up to the root)
+COMMANDS = {
+    "usr/bin/jshn": ("jshn", "../.."),
+    "usr/bin/ubus": ("ubus", "../.."),
+    "sbin/uci": ("uci", ".."),
+    "sbin/validate_data": ("validate_data", ".."),
+}
+LIBDIR = "usr/lib/pyprocd"
+LAUNCHER = "pyprocd-run.py"
+LAUNCHER_TEXT = """\
+# Runs the pyprocd next to this file (its directory is sys.path[0]).
+import sys
+
+from pyprocd.cli import main
+
+sys.exit(main())
+"""
+COMMAND_TEXT = """\
+#!/bin/sh
+# {name}: pyprocd's `{sub}`, from the copy installed with the kit
+exec {python} -s -S "${{0%/*}}/{up}/{libdir}/{launcher}" {sub} "$@"
+"""
+
+USAGE = "usage: pyprocd kit install --root DIR [--python INTERPRETER]\n"
+
+
+def _write(path, data, mode):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        os.unlink(path)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+def _copy_package(dest):
+    target = os.path.join(dest, "pyprocd")
+    if os.path.isdir(target):
+        shutil.rmtree(target)
+    shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def install(root, python="python3"):
+    """Install the kit below `root`; returns the paths written (relative to root)."""
+    written = []
+    for name, (rel, mode) in SHELL_FILES.items():
+        with open(os.path.join(KIT, name), "rb") as f:
+            _write(os.path.join(root, rel), f.read(), mode)
+        written.append(rel)
+    libdir = os.path.join(root, LIBDIR)
+    os.makedirs(libdir, exist_ok=True)
+    _copy_package(libdir)
+    _write(os.path.join(libdir, LAUNCHER), LAUNCHER_TEXT.encode(), 0o644)
+    written.append(LIBDIR)
+    for rel, (sub, up) in COMMANDS.items():
+        text = COMMAND_TEXT.format(name=os.path.basename(rel), sub=sub, python=python, up=up,
+                                   libdir=LIBDIR, launcher=LAUNCHER)
+        _write(os.path.join(root, rel), text.encode(), 0o755)
+        written.append(rel)
+    return written
+
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "install":
+        sys.stderr.write(USAGE)
+        return 2
+    root, python = None, "python3"
+    args.pop(0)
+    while args:
+        flag = args.pop(0)
+        if flag in ("--root", "--python") and args:
+            value = args.pop(0)
+        elif flag.startswith(("--root=", "--python=")):
+            flag, value = flag.split("=", 1)
+        else:
+            sys.stderr.write(USAGE)
+            return 2
+        if flag == "--root":
+            root = value
+        else:
+            python = value
+    if root is None:
+        sys.stderr.write(USAGE)
+        return 2
+    for rel in install(root, python):
+        print(os.path.join(root, rel))
+    return 0
