@@ -16,8 +16,6 @@ SUBCOMMANDS = {
     "reload-config": "pyprocd.uci.reload:main",
     "trace": "pyprocd.trace.cli:main",
     "jshn": "pyprocd.initd.jshn:main",
-    "validate_data": "pyprocd.initd.validate:main",
-    "initd": "pyprocd.initd.run:main",
     "kit": "pyprocd.initd.install:main",
 }
 DAEMON = "pyprocd.daemon.main:main"

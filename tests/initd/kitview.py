@@ -15,7 +15,7 @@ VECTORS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "..", "shared", "
 # ubus in the view: records each call the kit makes during a step (KITREC_DIR set),
 # as the recorder's wrapper did, then passes everything through.
 RECORDING_UBUS = r"""#!/bin/sh
-[ -n "$KITREC_DIR" ] || exec /usr/lib/kitrec/ubus "$@"
+[ -n "$KITREC_DIR" ] || exec /usr/lib/kitrec/ubus "$@"  # exec keeps the real wrapper's $0 out of it
 i=0
 while ! mkdir "$KITREC_DIR/$i" 2>/dev/null; do i=$((i+1)); done
 d="$KITREC_DIR/$i"
@@ -47,12 +47,11 @@ def build_layer(base):
                    check=True, env=env, stdout=subprocess.DEVNULL)
     kitrec = os.path.join(layer, "usr", "lib", "kitrec")
     os.makedirs(kitrec)
-    os.rename(os.path.join(layer, "usr", "bin", "ubus"), os.path.join(kitrec, "ubus"))
-    with open(os.path.join(kitrec, "ubus"), "r+") as f:  # the wrapper finds pyprocd from its path
-        text = f.read().replace("${0%/*}/../..", "/")
-        f.seek(0)
-        f.truncate()
-        f.write(text)
+    with open(os.path.join(layer, "usr", "bin", "ubus")) as f:
+        real = f.read().replace('lib="${0%/*}/../lib/pyprocd"', 'lib=/usr/lib/pyprocd')
+    with open(os.path.join(kitrec, "ubus"), "w") as f:
+        f.write(real)
+    os.chmod(os.path.join(kitrec, "ubus"), 0o755)
     with open(os.path.join(layer, "usr", "bin", "ubus"), "w") as f:
         f.write(RECORDING_UBUS)
     os.chmod(os.path.join(layer, "usr", "bin", "ubus"), 0o755)

@@ -4,7 +4,7 @@
     DIR/lib/functions.sh, DIR/lib/functions/procd.sh, DIR/lib/functions/service.sh
     DIR/lib/config/uci.sh
     DIR/usr/share/libubox/jshn.sh
-    DIR/usr/bin/jshn, DIR/usr/bin/ubus, DIR/sbin/uci, DIR/sbin/validate_data
+    DIR/usr/bin/jshn, DIR/usr/bin/ubus, DIR/sbin/uci
     DIR/usr/lib/pyprocd/  a copy of the pyprocd package and its launcher
 
 The commands are small shell scripts that run pyprocd from DIR/usr/lib/pyprocd,
@@ -29,12 +29,11 @@ SHELL_FILES = {
     "uci.sh": ("lib/config/uci.sh", 0o644),
     "jshn.sh": ("usr/share/libubox/jshn.sh", 0o644),
 }
-# command on the router -> (pyprocd subcommand, directory up to the root)
+# command on the router -> pyprocd subcommand
 COMMANDS = {
-    "usr/bin/jshn": ("jshn", "../.."),
-    "usr/bin/ubus": ("ubus", "../.."),
-    "sbin/uci": ("uci", ".."),
-    "sbin/validate_data": ("validate_data", ".."),
+    "usr/bin/jshn": "jshn",
+    "usr/bin/ubus": "ubus",
+    "sbin/uci": "uci",
 }
 LIBDIR = "usr/lib/pyprocd"
 LAUNCHER = "pyprocd-run.py"
@@ -42,14 +41,18 @@ LAUNCHER_TEXT = """\
 # Runs the pyprocd next to this file (its directory is sys.path[0]).
 import sys
 
-from pyprocd.cli import main
+from pyprocd.initd.commands import main
 
 sys.exit(main())
 """
+# From usr/bin or usr/sbin the package is in ../lib/pyprocd; from a /sbin
+# that is no link to usr/sbin, in ../usr/lib/pyprocd.
 COMMAND_TEXT = """\
 #!/bin/sh
 # {name}: pyprocd's `{sub}`, from the copy installed with the kit
-exec {python} -s -S "${{0%/*}}/{up}/{libdir}/{launcher}" {sub} "$@"
+lib="${{0%/*}}/../lib/pyprocd"
+[ -e "$lib/{launcher}" ] || lib="${{0%/*}}/../usr/lib/pyprocd"
+exec {python} -s -S "$lib/{launcher}" --as "$0" {sub} "$@"
 """
 
 USAGE = "usage: pyprocd kit install --root DIR [--python INTERPRETER]\n"
@@ -83,9 +86,9 @@ def install(root, python="python3"):
     _copy_package(libdir)
     _write(os.path.join(libdir, LAUNCHER), LAUNCHER_TEXT.encode(), 0o644)
     written.append(LIBDIR)
-    for rel, (sub, up) in COMMANDS.items():
-        text = COMMAND_TEXT.format(name=os.path.basename(rel), sub=sub, python=python, up=up,
-                                   libdir=LIBDIR, launcher=LAUNCHER)
+    for rel, sub in COMMANDS.items():
+        text = COMMAND_TEXT.format(name=os.path.basename(rel), sub=sub, python=python,
+                                   launcher=LAUNCHER)
         _write(os.path.join(root, rel), text.encode(), 0o755)
         written.append(rel)
     return written

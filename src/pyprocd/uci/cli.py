@@ -144,7 +144,8 @@ def resolve_section(pkg, ref):
 
 
 class Cli:
-    def __init__(self, stdin, stdout, stderr, default_savedir, default_conf2dir):
+    def __init__(self, stdin, stdout, stderr, default_savedir, default_conf2dir, prog=APPNAME):
+        self.prog = prog  # messages name the program as it was invoked (argv[0])
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
@@ -167,13 +168,13 @@ class Cli:
 
     def perror(self, error):
         if not self.quiet:
-            self.err(f"{APPNAME}: {error.message()}\n")
+            self.err(f"{self.prog}: {error.message()}\n")
 
     def _print_parse_error(self, error):
         self.err(f"Parse error ({error.reason}) at line {error.line}, byte {error.byte}\n")
 
     def usage(self):
-        self.err(USAGE.format(prog=APPNAME))
+        self.err(USAGE.format(prog=self.prog))
 
     # -- options -----------------------------------------------------------
 
@@ -420,7 +421,7 @@ class Cli:
             self.perror(e)
             return 1
         except OSError:
-            self.err(f"{APPNAME}: I/O error\n")
+            self.err(f"{self.prog}: I/O error\n")
             return 1
         return 0
 
@@ -458,7 +459,7 @@ class Cli:
                         break
                     words.append(tok.next_arg())
             except TokenError:
-                self.err(f"{APPNAME}: Parse error\n")
+                self.err(f"{self.prog}: Parse error\n")
                 continue
             words = [w for w in words if w] or words
             if not words or not words[0]:
@@ -476,7 +477,7 @@ class Cli:
 
 
 def main(argv=None, stdin=None, stdout=None, stderr=None,
-         default_savedir=None, default_conf2dir=None):
+         default_savedir=None, default_conf2dir=None, prog=APPNAME):
     """Entry point; the keyword arguments let tests run it in-process.
 
     PYPROCD_UCI_SAVEDIR / PYPROCD_UCI_CONF2DIR replace libuci's built-in
@@ -489,13 +490,13 @@ def main(argv=None, stdin=None, stdout=None, stderr=None,
     if default_conf2dir is None:
         default_conf2dir = os.environ.get("PYPROCD_UCI_CONF2DIR", DEFAULT_CONF2DIR)
     cli = Cli(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer,
-              default_savedir, default_conf2dir)
+              default_savedir, default_conf2dir, prog)
     args = []
     try:
         try:
             args = cli.parse_options(argv)
         except getopt.GetoptError as e:
-            cli.err(f"{APPNAME}: {e.msg}\n")
+            cli.err(f"{prog}: {e.msg}\n")
             cli.usage()
             return 0
         if not args:
