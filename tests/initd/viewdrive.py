@@ -88,7 +88,7 @@ def run(argv, env, timeout=STEP_TIMEOUT):
     full.update(env)
     try:
         p = subprocess.run(argv, env=full, stdin=subprocess.DEVNULL, capture_output=True,
-                           cwd="/", timeout=timeout)
+                           cwd="/", timeout=timeout, check=False)
     except FileNotFoundError as e:
         return {"rc": 127, "stdout": "", "stderr": str(e)}
     return {"rc": p.returncode, "stdout": p.stdout.decode("utf-8", "surrogateescape"),
@@ -106,15 +106,15 @@ class Daemons:
         launcher = "/usr/lib/pyprocd/pyprocd-run.py"
         old = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # procd ran as a nohup job
         try:
-            log = open("/tmp/.daemons.log", "ab")
-            self.procs.append(subprocess.Popen([py, launcher, "bus", "-s", SOCKET],
-                                               stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                               env=dict(BASE_ENV), cwd="/"))
-            wait(lambda: os.path.exists(SOCKET))
-            self.procs.append(subprocess.Popen(
-                [py, launcher, "-s", SOCKET, "--syslog", "/tmp/.nolog", "--state-file", "none",
-                 "--confdir", "/etc/config"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                env=dict(BASE_ENV), cwd="/"))
+            with open("/tmp/.daemons.log", "ab") as log:
+                self.procs.append(subprocess.Popen(
+                    [py, launcher, "bus", "-s", SOCKET], stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=log, env=dict(BASE_ENV), cwd="/"))
+                wait(lambda: os.path.exists(SOCKET))
+                self.procs.append(subprocess.Popen(
+                    [py, launcher, "-s", SOCKET, "--syslog", "/tmp/.nolog", "--state-file", "none",
+                     "--confdir", "/etc/config"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    env=dict(BASE_ENV), cwd="/"))
         finally:
             signal.signal(signal.SIGHUP, old)
         assert wait(lambda: self.call("service", "list", {}) is not None), "daemon not up"
@@ -125,7 +125,7 @@ class Daemons:
         try:
             with BlockingUbus(SOCKET, timeout=10) as bus:
                 status, reply = bus.call(obj, method, data)
-        except Exception:  # a daemon not (yet) answering counts as no reply
+        except (OSError, ValueError, TimeoutError):  # not (yet) answering: no reply
             return None
         return reply if status == 0 else None
 
@@ -181,19 +181,19 @@ def settle(daemons):
     return False
 
 
+def _text(d, name):
+    with open(os.path.join(d, name), "rb") as f:
+        return f.read().decode("utf-8", "surrogateescape")
+
+
 def read_calls(recdir):
     calls = []
     for name in sorted(os.listdir(recdir), key=int) if os.path.isdir(recdir) else []:
         d = os.path.join(recdir, name)
-
-        def text(f):
-            with open(os.path.join(d, f), "rb") as fh:
-                return fh.read().decode("utf-8", "surrogateescape")
-
-        argv = text("argv").split("\0")[:-1]
-        rc = text("rc").strip() if os.path.exists(os.path.join(d, "rc")) else ""
-        calls.append({"argv": ["ubus"] + argv, "rc": int(rc) if rc else None,
-                      "stdout": text("stdout"), "stderr": text("stderr")})
+        argv = _text(d, "argv").split("\0")[:-1]
+        rc = _text(d, "rc").strip() if os.path.exists(os.path.join(d, "rc")) else ""
+        calls.append({"argv": ["ubus", *argv], "rc": int(rc) if rc else None,
+                      "stdout": _text(d, "stdout"), "stderr": _text(d, "stderr")})
     return calls
 
 
@@ -214,7 +214,7 @@ def normalise(steps):
 
     def sub(text):
         def one(m):
-            return m.group(1) + "<pid%d>" % seen.setdefault(m.group(2), len(seen) + 1)
+            return f"{m.group(1)}<pid{seen.setdefault(m.group(2), len(seen) + 1)}>"
         return PID.sub(one, text)
 
     for step in steps:
@@ -231,7 +231,7 @@ def drive_procd(case):
     results = []
     try:
         for n, step in enumerate(case["steps"]):
-            recdir = "/kitrec/step%04d" % n
+            recdir = f"/kitrec/step{n:04d}"
             os.makedirs(recdir)
             env = dict(step.get("env", {}))
             if step["kind"] == "initd":

@@ -270,7 +270,7 @@ def _strtod(text):
     import re
 
     s = text.lstrip(" \t\n\r\f\v")
-    m = re.match(r"[-+]?(?:inf(?:inity)?|nan)", s, re.I)
+    m = re.match(r"[-+]?(?:inf(?:inity)?|nan)", s, re.IGNORECASE)
     if m:
         return float(m.group(0))
     m = re.match(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", s)
@@ -290,7 +290,7 @@ def jsonc_double(x):
         return "NaN"
     if math.isinf(x):
         return "-Infinity" if x < 0 else "Infinity"
-    text = "%.17g" % x
+    text = f"{x:.17g}"
     if "." not in text and "e" not in text:
         text += ".0"
     return text
