@@ -27,7 +27,8 @@ ALLOWED = {
     "daemon": BOTTOM | {"wire", "loop", "bus", "uci", "core", "process", "api"},
     # Separate programs: the layers below them, never the daemon's internals.
     "trace": BOTTOM | {"wire", "loop", "process"},
-    "prefork": BOTTOM | {"wire", "loop", "process"},
+    # The warm CLI server (prefork/cli.py) preloads the commands it serves.
+    "prefork": BOTTOM | {"wire", "loop", "process", "cli", "bus", "uci", "initd"},
     "initd": BOTTOM | {"wire", "loop", "bus", "uci", "process"},
     # Entry points: anything.
     "cli": None,

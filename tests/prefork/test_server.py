@@ -93,13 +93,13 @@ class Namespace:
         assert self.holder.stdout.readline().strip() == "ready"
         self.ns = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
 
-    def argv(self, *args, options=()):
+    def argv(self, *args, options=(), script=None):
         return ["nsenter", f"--mount=/proc/{self.holder.pid}/ns/mnt", f"--wd={self.tmp}", "--",
-                CLIENT, "-U",
-                *options, sys.executable, str(self.script), *args]
+                CLIENT, "-U", *options, sys.executable, str(script or self.script), *args]
 
-    def run(self, *args, options=(), stdin="", env=None):
-        return subprocess.run(self.argv(*args, options=options), input=stdin, text=True,
+    def run(self, *args, options=(), stdin="", env=None, script=None):
+        return subprocess.run(self.argv(*args, options=options, script=script), input=stdin,
+                              text=True,
                               capture_output=True, cwd=self.tmp, env=env, timeout=DEADLINE,
                               check=False)
 
