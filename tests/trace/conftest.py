@@ -50,3 +50,25 @@ def tracing():
     reason = _ptrace_works()
     if reason:
         pytest.skip(reason)
+
+
+def compile_c(folder, source, name, compiler="cc", extra=()):
+    """Build tests/trace/<source> with `compiler`; skip (with the reason) when it cannot."""
+    import shutil
+
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed (the C test programs need it)")
+    out = os.path.join(folder, name)
+    built = subprocess.run([compiler, "-O2", "-o", out, str(HERE / source), *extra],
+                           capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        pytest.skip(f"{compiler} could not build {source}: {built.stderr.strip()[-300:]}")
+    return out
+
+
+def recorded_names(folder, argv, name="recorded.json"):
+    """Trace argv to its end; the names of the policy it left."""
+    path = os.path.join(folder, name)
+    out = trace(["-f", path, "--", *argv])
+    assert out.returncode in (0, 42), out.stderr
+    return policy_names(path)

@@ -14,9 +14,22 @@ audit arch. Argument conditions compare the full 64-bit value (both halves of th
 seccomp_data word, at the offsets this arch's byte order puts them).
 
 Anything that cannot be honoured exactly raises PolicyError: an unknown action, op,
-flag or architecture, a syscall name unknown on the target arch (ujail skips those:
-that would be a silently weaker filter), a policy under which execve itself is denied
-(the service could never start). Pure Python; produces (code, jt, jf, k) tuples.
+flag or architecture, a syscall name no supported arch knows (a typo: ujail would skip
+it silently), a policy under which execve itself is denied (the service could never
+start). In a rule that allows, a name that only other arches have (`fcntl64` on
+x86_64: OpenWrt's packaged policies list the union over arches) is skipped, as ujail
+does: that only makes the filter stricter. In a rule that denies it stays an error: the
+author meant to stop something, and on this arch that call goes by another name.
+Pure Python; produces (code, jt, jf, k) tuples.
+
+The loader allowance
+--------------------
+procd applies a policy at `main` (a preload library), so policies written for OpenWrt
+(utrace's output, the files packages ship in /etc/seccomp) never list what `execve`
+and the dynamic loader do before `main`. pyprocd loads the filter before `execve`:
+those syscalls are allowed too, but only these (LOADER_SYSCALLS, resolved per arch)
+and only those the policy does not mention itself: a name the policy lists, with any
+action or argument condition, is decided by the policy alone. See loader_allowance().
 """
 
 import json
@@ -188,15 +201,58 @@ def _emit_condition(prog, arg, fail, big_endian):
     prog.place(ok)
 
 
-def _resolve_names(names, table, arch, where):
+def _resolve_names(names, table, arch, where, allows):
     if not isinstance(names, list) or not names:
         raise PolicyError(f"seccomp: {where} needs a non-empty names list")
     numbers = []
     for name in names:
-        if not isinstance(name, str) or name not in table:
+        if isinstance(name, str) and name in table:
+            numbers.append(table[name])
+        elif not (allows and isinstance(name, str) and _known_elsewhere(name)):
             raise PolicyError(f"seccomp: syscall {name!r} is unknown on {arch}")
-        numbers.append(table[name])
     return numbers
+
+
+def _known_elsewhere(name):
+    """A real syscall of another arch (it cannot be called on this one)."""
+    return any(name in syscalls.numbers(arch) for arch in syscalls.ARCHES)
+
+
+# What runs before `main` and so is missing from procd-era policies: traced with
+# `pyprocd trace` from the execve of trivial programs (int main(void){return 0;}, with
+# and without a second shared library, dynamic and static) on x86_64, then the same
+# calls under the names other ABIs give them.
+LOADER_SYSCALLS = {
+    # glibc 2.36 (Debian 12): ld.so maps the libraries, libc sets up TLS, the robust
+    # futex list, rseq and the stack limit; static binaries read /proc/self/exe and
+    # seed malloc. 32-bit ABIs: mmap2, fstat64/fstatat64 or statx (time64 stat),
+    # i386/mips TLS by set_thread_area, arm by set_tls; aarch64 has faccessat.
+    "glibc": ("execve", "brk", "mmap", "mmap2", "munmap", "mprotect", "openat", "read",
+              "pread64", "close", "fstat", "newfstatat", "fstat64", "fstatat64", "statx",
+              "access", "faccessat", "faccessat2", "arch_prctl", "set_thread_area",
+              "set_tls", "set_tid_address", "set_robust_list", "rseq", "prlimit64",
+              "readlink", "readlinkat", "getrandom"),
+    # musl 1.2.3 (as OpenWrt): its loader opens libraries with open (openat where there
+    # is no open) and sets FD_CLOEXEC with fcntl, checks them with fstat (statx or
+    # fstatat64 first on 32-bit time64 ABIs), maps them, sets the thread pointer.
+    "musl": ("execve", "brk", "mmap", "mmap2", "munmap", "mprotect", "open", "openat",
+             "read", "close", "fstat", "fstat64", "fstatat64", "newfstatat", "statx",
+             "fcntl", "fcntl64", "arch_prctl", "set_thread_area", "set_tls",
+             "set_tid_address"),
+}
+
+
+def loader_allowance(policy, arch):
+    """Names allowed on `arch` on top of `policy` (sorted): LOADER_SYSCALLS of both C
+    libraries (which libc a service binary uses is not known when its policy is
+    compiled), those this arch has, less every name the policy mentions."""
+    table = syscalls.numbers(arch)
+    listed = set()
+    for entry in policy.get("syscalls") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("names"), list):
+            listed.update(name for name in entry["names"] if isinstance(name, str))
+    wanted = set(LOADER_SYSCALLS["glibc"]) | set(LOADER_SYSCALLS["musl"])
+    return sorted(name for name in wanted if name in table and name not in listed)
 
 
 def _rules(policy, table, arch):
@@ -209,8 +265,9 @@ def _rules(policy, table, arch):
         where = f"syscalls[{position}]"
         if not isinstance(entry, dict):
             raise PolicyError(f"seccomp: {where} must be an object")
-        numbers = _resolve_names(entry.get("names"), table, arch, where)
         action = _action(entry.get("action"), entry.get("errnoRet"), where)
+        allows = action & 0xFFFF0000 in (RET_ALLOW, RET_LOG)
+        numbers = _resolve_names(entry.get("names"), table, arch, where, allows)
         args = [_check_arg(a, where) for a in entry.get("args") or []]
         rules.append((numbers, args, action))
     return rules
@@ -228,8 +285,11 @@ def _check_header(policy, arch_info):
                           f"not {arch_info.name}")
 
 
-def compile_policy(policy, arch=None):
-    """Classic-BPF instructions [(code, jt, jf, k)] for `policy` on `arch` (default: host)."""
+def compile_policy(policy, arch=None, loader=True):
+    """Classic-BPF instructions [(code, jt, jf, k)] for `policy` on `arch` (default: host).
+
+    loader=False leaves out the loader allowance (for a policy known to be recorded
+    from the execve on, and to show that such a policy needs none)."""
     arch = arch or syscalls.host_arch()
     if arch not in syscalls.ARCHES:
         raise PolicyError(f"seccomp: no syscall table for architecture {arch!r}")
@@ -238,6 +298,10 @@ def compile_policy(policy, arch=None):
     _check_header(policy, info)
     default = _action(policy.get("defaultAction"), policy.get("defaultErrnoRet"), "defaultAction")
     rules = _rules(policy, table, arch)
+    if loader and default != RET_ALLOW:
+        allowance = [table[name] for name in loader_allowance(policy, arch)]
+        if allowance:
+            rules.append((allowance, [], RET_ALLOW))
     _check_execve_allowed(rules, default, table)
 
     prog = _Program()

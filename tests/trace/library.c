@@ -1,0 +1,4 @@
+int from_library(void)
+{
+	return 0;
+}

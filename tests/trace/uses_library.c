@@ -1,0 +1,6 @@
+int from_library(void);
+
+int main(void)
+{
+	return from_library();
+}
