@@ -39,10 +39,16 @@ def main():
     warm_up()
     idle = float(os.environ.get("PYPROCD_PREFORK_IDLE", "30"))
     initialisation_complete(idle_timeout=idle)
-    code = cli.main(sys.argv[1:])
+    try:
+        code = cli.main(sys.argv[1:])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     sys.stdout.flush()
-    return code
+    sys.stderr.flush()
+    # A fork of the warm server has nothing to clean up: skip the interpreter's
+    # finalisation, which costs more than the call itself.
+    os._exit(code & 0xFF if code is not None else 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
