@@ -5,8 +5,9 @@ PYTEST_ARGS ?=
 
 .PHONY: test run bench soak lint ipk clean
 
+# PYPROCD_HOST_GUARD: every test fails if it touched the host's own pyprocd/UCI files
 test:
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS) tests
+	PYPROCD_HOST_GUARD=1 $(PYTHON) -m pytest -q $(PYTEST_ARGS) tests
 
 run:
 	$(PYTHON) -m pyprocd.demo
