@@ -90,3 +90,20 @@ def _readable(stream):
     import select
 
     return bool(select.select([stream], [], [], 0)[0])
+
+
+def test_closed_stdout_ends_the_cli_at_once_like_sigpipe(stack):
+    """`ubus call ... | true`: the C CLI dies of SIGPIPE on its first write; no
+    traceback, no waiting out the call's timeout."""
+    argv = [sys.executable, "-m", "pyprocd", "ubus", "-s", stack.socket, "-t", "20",
+            "call", "service", "list"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the reply arrives
+    try:
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGPIPE, err.decode()
+    assert b"Traceback" not in err, err.decode()
