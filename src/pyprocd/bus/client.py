@@ -9,9 +9,15 @@ runs in the loop. What it does:
   answer at once (the handler's return value) or later (`defer()` then
   `complete()`); NOTIFY to subscribers; subscriber and event-listener objects;
 * reconnect: when the bus goes away, calls in flight fail with CONNECTION_FAILED,
-  the client reconnects with a growing delay and registers again every object,
-  event pattern and subscription (subscriptions by path, since ids change);
-  requests made while disconnected wait for the new connection.
+  the client reconnects with a growing delay (saying once that it waits for the
+  socket) and registers again every object, event pattern and subscription
+  (subscriptions by path, since ids change); requests made while disconnected
+  wait for the new connection. A named object whose name another client took
+  meanwhile is registered again, with a growing delay, until the name is free;
+* the 1 MiB message limit never costs the connection: a request, reply or
+  notification over it is refused locally (a status, or ValueError for what has
+  no status), and a call that ubusd grew past it by adding USER/GROUP is
+  answered INVALID_ARGUMENT.
 
 `BlockingUbus` at the end wraps it for scripts, the CLI and tests.
 """
@@ -24,6 +30,12 @@ from pyprocd.bus import frame as F
 
 RECONNECT_MIN = 0.1
 RECONNECT_MAX = 2.0
+REREGISTER_MIN = 0.5  # seconds before registering a taken name again, doubling...
+REREGISTER_MAX = 5.0  # ...up to this
+# ubusd forwards a call with the caller's USER and GROUP added, which can take a
+# call of just under 1 MiB past the limit: read such frames (and refuse them)
+# instead of taking the stream for garbage.
+BUS_GROWTH = 65536
 
 # blobmsg type numbers for method signatures
 ARRAY, TABLE, STRING, INT64, INT32, INT16, BOOL, DOUBLE, UNSPEC = 1, 2, 3, 4, 5, 6, 7, 8, 0
@@ -57,6 +69,18 @@ def signature_of(methods):
 
 def _log(text):
     print(f"pyprocd ubus: {text}", file=sys.stderr, flush=True)
+
+
+class MessageTooLarge(F.FrameError):
+    """A message that would exceed ubus's 1 MiB limit (a ValueError)."""
+
+
+def _frame(msg_type, seq, peer, body, what):
+    """A whole message, or MessageTooLarge: sending it would cost the connection."""
+    if 4 + len(body) > F.MAX_MSG:
+        raise MessageTooLarge(f"{what} of {4 + len(body)} bytes exceeds the ubus message "
+                              f"limit of {F.MAX_MSG} bytes")
+    return F.message(msg_type, seq, peer, body)
 
 
 class ObjectInfo:
@@ -137,11 +161,15 @@ class Invocation:
         return not self.done and self._conn == self.client._conn_no and self.client.connected
 
     def reply(self, data):
-        """Send one DATA reply (a dict, or encoded blobmsg bytes)."""
+        """Send one DATA reply (a dict, or encoded blobmsg bytes).
+
+        ValueError (MessageTooLarge) for a reply over the 1 MiB limit: the caller
+        then answers with a status instead.
+        """
         if self.no_reply or not self._still_valid():
             return
         body = F.attr_u32(F.A_OBJID, self.obj.id) + F.attr(F.A_DATA, encode_data(data))
-        self.client._write(F.message(F.DATA, self.seq, self.caller, body))
+        self.client._write(_frame(F.DATA, self.seq, self.caller, body, "reply"))
 
     def defer(self):
         self.deferred = True
@@ -194,14 +222,22 @@ class UbusClient:
         self._waiting = {}  # registration -> callback, until the (next) HELLO
         self._reconnect_delay = RECONNECT_MIN
         self._reconnect_timer = None
+        self._said_waiting = False  # "waiting for the socket" logged since the last HELLO
+        self._reregister = {}  # UbusObject -> [timer, delay] while its name is taken
 
     # -- connection ------------------------------------------------------------------
 
     def start(self):
         """Connect now, or keep trying in the background when `reconnect` is set."""
         if not self._connect() and self.reconnect:
+            self._say_waiting()
             self._schedule_reconnect()
         return self.sock is not None
+
+    def _say_waiting(self):
+        if not self._said_waiting:
+            self._said_waiting = True
+            self.log(f"waiting for the ubus socket {self.path}")
 
     def _connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -213,7 +249,7 @@ class UbusClient:
         sock.setblocking(False)
         self.sock = sock
         self._conn_no += 1
-        self._reader = F.FrameReader()
+        self._reader = F.FrameReader(F.MAX_MSG + BUS_GROWTH)
         self._out = bytearray()
         self.loop.add_reader(sock.fileno(), self._readable)
         return True
@@ -228,6 +264,7 @@ class UbusClient:
     def _try_reconnect(self):
         self._reconnect_timer = None
         if self.sock is None and not self.closed and not self._connect():
+            self._say_waiting()
             self._schedule_reconnect()
 
     def close(self):
@@ -235,6 +272,7 @@ class UbusClient:
         if self._reconnect_timer is not None:
             self._reconnect_timer.cancel()
             self._reconnect_timer = None
+        self._cancel_reregister()
         self._drop_connection(notify=False)
         for request in self._backlog:
             self._finish(request, F.CONNECTION_FAILED)
@@ -250,6 +288,7 @@ class UbusClient:
             self.sock = None
         self.connected = False
         self.id = None
+        self._cancel_reregister()  # the next HELLO registers everything anyway
         for obj in self._objects.values():
             obj.id = None
             obj.has_subscribers = False
@@ -267,6 +306,9 @@ class UbusClient:
 
     def _write(self, raw):
         if self.sock is None:
+            return False
+        if len(raw) - 8 > F.MAX_MSG:  # the bus would hang up on us: never send it
+            self.log(f"not sending a message of {len(raw) - 8} bytes: over the ubus limit")
             return False
         self._out += raw
         self._flush()
@@ -321,7 +363,9 @@ class UbusClient:
     def _dispatch(self, raw):
         _v, msg_type, seq, peer = F.header(raw)
         attrs = F.Attrs(F.body_of(raw), F.CLIENT_POLICY)
-        if msg_type == F.HELLO:
+        if len(raw) - 8 > F.MAX_MSG:
+            self._oversized(msg_type, seq, peer, attrs, len(raw) - 8)
+        elif msg_type == F.HELLO:
             self._hello(peer)
         elif msg_type in (F.STATUS, F.DATA):
             self._reply(msg_type, seq, peer, attrs)
@@ -333,6 +377,19 @@ class UbusClient:
             self._unsubscribed(attrs)
         elif msg_type == F.MONITOR and self.on_monitor is not None:
             self.on_monitor(attrs.body)
+
+    def _oversized(self, msg_type, seq, peer, attrs, size):
+        """A message over the limit (ubusd grew it): refuse a call, drop anything else."""
+        objid = attrs.u32(F.A_OBJID)
+        self.log(f"refusing a message of {size} bytes (type {msg_type}, object "
+                 f"{objid or 0:08x}): over the ubus limit of {F.MAX_MSG} bytes")
+        if msg_type == F.INVOKE and not attrs.u8(F.A_NO_REPLY):
+            body = F.attr_u32(F.A_STATUS, F.INVALID_ARGUMENT) + F.attr_u32(F.A_OBJID, objid or 0)
+            self._write(F.message(F.STATUS, seq, peer, body))
+        elif msg_type in (F.STATUS, F.DATA):  # a reply we cannot take: the request failed
+            request = self._pending.pop((seq, peer), None)
+            if request is not None:
+                self._finish(request, F.INVALID_ARGUMENT)
 
     # -- requests ------------------------------------------------------------------
 
@@ -460,14 +517,20 @@ class UbusClient:
                             on_done=lambda status: callback(status, replies))
 
     def call(self, path, method, data, callback, *, timeout=30):
-        """lookup + invoke: callback(status, [dicts])."""
+        """lookup + invoke: callback(status, [dicts]).
+
+        ValueError at once for arguments that cannot be encoded: raised later, in
+        the loop, it would leave the callback waiting forever.
+        """
+        payload = encode_data(data)
+
         def found(status, objid):
             if status:
                 callback(status, [])
             elif objid is None:
                 callback(F.NOT_FOUND, [])
             else:
-                self.invoke(objid, method, data, callback, timeout=timeout)
+                self.invoke(objid, method, payload, callback, timeout=timeout)
 
         self.lookup_id(path, found)
 
@@ -487,7 +550,7 @@ class UbusClient:
         if not self.connected:  # added with everything else after the HELLO
             self._waiting[obj] = callback
             return None
-        return self._add(obj, callback)
+        return self._add(obj, self._when_added(obj, callback))
 
     def _add(self, obj, callback):
         body = b""
@@ -509,7 +572,51 @@ class UbusClient:
 
         return self.request(F.ADD_OBJECT, 0, body, on_data=on_data, on_done=done)
 
+    def _when_added(self, obj, callback):
+        """The callback for adding obj: the caller's, or else (for a named object)
+        one that keeps trying while its name is taken by another client."""
+        if callback is not None or obj.name is None or obj.catch_all is not None:
+            return callback
+        return lambda status: self._added_or_retry(obj, status)
+
+    def _added_or_retry(self, obj, status):
+        retry = self._reregister.get(obj)
+        if not status:
+            if retry is not None:
+                del self._reregister[obj]
+                self.log(f"registered ubus object {obj.name!r}")
+            return
+        if obj not in self._registered or not self.connected:
+            return
+        if retry is None:
+            retry = self._reregister[obj] = [None, REREGISTER_MIN]
+            self.log(f"cannot register ubus object {obj.name!r}: {F.strerror(status)} "
+                     "(name taken by another client?); retrying until it is free")
+        delay = retry[1]
+        retry[1] = min(REREGISTER_MAX, delay * 2)
+        retry[0] = self.loop.call_later(delay, self._add_again, obj)
+
+    def _add_again(self, obj):
+        retry = self._reregister.get(obj)
+        if retry is not None:
+            retry[0] = None
+        if self.connected and obj in self._registered and obj.id is None:
+            self._add(obj, lambda status: self._added_or_retry(obj, status))
+
+    def _cancel_reregister(self, obj=None):
+        """Stop retrying to add obj (None: every object)."""
+        retries = list(self._reregister.values()) if obj is None else \
+            [self._reregister.get(obj) or [None, 0]]
+        for timer, _delay in retries:
+            if timer is not None:
+                timer.cancel()
+        if obj is None:
+            self._reregister = {}
+        else:
+            self._reregister.pop(obj, None)
+
     def remove_object(self, obj, callback=None):
+        self._cancel_reregister(obj)
         if obj in self._registered:
             self._registered.remove(obj)
         self._patterns = [p for p in self._patterns if p[1] is not obj]
@@ -531,7 +638,7 @@ class UbusClient:
                 + F.attr(F.A_DATA, encode_data(data)))
         if no_reply:
             body += F.attr_u8(F.A_NO_REPLY, 1)
-            self._write(F.message(F.NOTIFY, self._next_seq(), obj.id, body))
+            self._write(_frame(F.NOTIFY, self._next_seq(), obj.id, body, "notification"))
             return None
         return self.request(F.NOTIFY, obj.id, body,
                             on_done=lambda status: callback and callback(status))
@@ -597,6 +704,7 @@ class UbusClient:
         self.id = client_id
         self.connected = True
         self._reconnect_delay = RECONNECT_MIN
+        self._said_waiting = False
         waiting, self._waiting = self._waiting, {}
         patterns_of = {}
         for pattern, listener in self._patterns:
@@ -607,7 +715,7 @@ class UbusClient:
             if patterns:  # a listener again: its patterns once its new id is known
                 callback = (lambda st, o=obj, ps=patterns, cb=callback:
                             self._listener_added(o, ps, st, cb))
-            self._add(obj, callback)
+            self._add(obj, self._when_added(obj, callback))
         for subscriber, path in self._subscriptions:
             self._subscribe(subscriber, path, waiting.get((subscriber, path)))
         backlog, self._backlog = self._backlog, []
