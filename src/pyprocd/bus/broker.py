@@ -15,8 +15,18 @@ passing (SCM_RIGHTS) is not forwarded.
 Robustness: every message is handled inside a guard; anything unexpected from
 one client drops that client only. No per-call state is kept, so a client that
 disappears mid-call costs nothing (its callers time out, as with ubusd).
+
+Limits beyond ubusd's, so that one client cannot starve or bloat the bus: at
+most MAX_OBJECTS_PER_CLIENT objects (and as many event patterns) per client,
+refused past that with NO_MEMORY; cleaning up after a client costs time linear
+in what it owned; a client is not read from while its listing is paused or its
+outgoing queue is over OUTQ_READ_PAUSE, so what the bus holds for it stays
+bounded (about 2 MiB) and goes with it; a message the bus would have to grow
+past 1 MiB (a call with USER/GROUP added) is refused with INVALID_ARGUMENT
+instead of reaching a receiver that would hang up on it.
 """
 
+import bisect
 import os
 import socket
 import struct
@@ -28,6 +38,12 @@ SYSTEM_EVENT, SYSTEM_ACL, SYSTEM_MONITOR = 1, 2, 3
 _SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)
 _RECV_SIZE = 65536
 ACCEPT_PAUSE = 0.5  # seconds without accepting after accept() failed (e.g. out of fds)
+# Far more than any real client registers (rpcd, netifd: dozens to hundreds), few
+# enough that one client's objects cost a few MB at most.
+MAX_OBJECTS_PER_CLIENT = 4096
+# Queued output above which the bus stops reading the client's requests (each
+# would only add replies to a queue that ubusd's 1 MiB cap then drops).
+OUTQ_READ_PAUSE = F.MAX_MSG // 4
 
 
 def random_id():
@@ -36,6 +52,7 @@ def random_id():
 
 class Client:
     __slots__ = (
+        "__weakref__",
         "closed",
         "fd",
         "gid",
@@ -49,7 +66,9 @@ class Client:
         "objects",
         "out_bytes",
         "outq",
+        "patterns",
         "reader",
+        "reading",
         "sock",
         "uid",
         "user",
@@ -64,7 +83,9 @@ class Client:
         self.reader = F.FrameReader()
         self.outq = []  # pending outgoing chunks (bytes / memoryview)
         self.out_bytes = 0
-        self.objects = []  # in creation order
+        self.objects = {}  # id -> Obj, in creation order
+        self.patterns = 0  # event patterns registered on its objects
+        self.reading = True  # its socket is watched for requests
         self.monitor = False
         self.mon_seq = 0
         self.lookup = None  # paused LOOKUP: (seq, peer, iterator)
@@ -83,7 +104,8 @@ class ObjType:
 
 
 class Obj:
-    __slots__ = ("id", "owner", "path", "seq", "subscribers", "subscriptions", "type")
+    __slots__ = ("id", "owner", "path", "patterns", "seq", "subscribers", "subscriptions",
+                 "type")
 
     def __init__(self, obj_id, owner, obj_type):
         self.id = obj_id
@@ -92,6 +114,7 @@ class Obj:
         self.owner = owner
         self.subscribers = []  # subscriber Obj, newest first
         self.subscriptions = []  # target Obj this object subscribed to
+        self.patterns = 0  # event patterns registered on it
         self.seq = 0  # counter for broker-originated NOTIFY/UNSUBSCRIBE
 
     def next_seq(self):
@@ -140,6 +163,11 @@ def _log(text):
     print(f"pyprocd bus: {text}", file=sys.stderr, flush=True)
 
 
+def _pattern_order(pattern):
+    """ubusd keeps patterns in an AVL tree by text; equal texts in registration order."""
+    return pattern.text, pattern.order
+
+
 class Broker:
     """Serve ubus on a unix socket path, inside `loop`.
 
@@ -148,8 +176,9 @@ class Broker:
     """
 
     def __init__(self, loop, path, *, new_id=None, credentials=peer_credentials, log=_log,
-                 acl=None):
+                 acl=None, max_objects=MAX_OBJECTS_PER_CLIENT):
         self.loop = loop
+        self.max_objects = max_objects  # per client; as many event patterns
         self.acl = acl  # pyprocd.bus.acl.Acl, or None: everything allowed
         self.path = path
         self.new_id = new_id
@@ -256,11 +285,22 @@ class Broker:
             if client.closed:
                 return
             if client.lookup is not None:
-                client.inbox.append(raw)
+                client.inbox.append(raw)  # at most the rest of this one read: see below
             else:
                 self._receive(client, raw)
         if messages is None and not client.closed:
             self._disconnect(client)
+        elif client.lookup is not None or client.out_bytes > OUTQ_READ_PAUSE:
+            # Read no more until the queue drains (_writable resumes): a client that
+            # sends without reading must not make the bus hold what it sends.
+            # A hang-up still shows: a queue is pending, so the writer is watched.
+            client.reading = False
+            self.loop.remove_reader(client.fd)
+
+    def _resume_reading(self, client):
+        if not client.reading and not client.closed and client.lookup is None:
+            client.reading = True
+            self.loop.add_reader(client.fd, lambda c=client: self._readable(c))
 
     def _receive(self, client, raw):
         try:
@@ -272,6 +312,10 @@ class Broker:
 
     def _send(self, client, raw):
         if client.closed:
+            return
+        if len(raw) - 8 > F.MAX_MSG:  # the receiver would hang up: never send it
+            self.log(f"not sending a message of {len(raw) - 8} bytes (type {raw[1]}) to "
+                     f"client {client.id:08x}: over the {F.MAX_MSG}-byte limit")
             return
         if raw[1] != F.MONITOR:
             self._monitor(client, raw, sent=True)
@@ -312,17 +356,28 @@ class Broker:
         self.loop.remove_writer(client.fd)
         if client.lookup is not None:
             self._continue_lookup(client)
+        if not client.outq:
+            self._resume_reading(client)
 
     def _disconnect(self, client):
         if client.closed:
             return
         client.closed = True
+        # Everything held for it goes now, not when the last reference does.
         client.outq.clear()
+        client.out_bytes = 0
+        client.inbox = []
+        client.lookup = None
+        client.reader = F.FrameReader()
         self.loop.remove_reader(client.fd)
         self.loop.remove_writer(client.fd)
         if client.monitor:
             self.monitors.remove(client)
-        for obj in reversed(list(client.objects)):
+        if client.patterns:  # in one pass, not one per object
+            self.patterns = [p for p in self.patterns if p.obj.owner is not client]
+            for obj in client.objects.values():
+                obj.patterns = 0
+        for obj in reversed(list(client.objects.values())):  # newest first, like ubusd
             self._destroy(obj)
         del self.clients[client.id]
         client.sock.close()
@@ -438,6 +493,10 @@ class Broker:
         return obj_type
 
     def _add_object(self, client, raw, seq, peer, attrs):
+        if len(client.objects) >= self.max_objects:
+            self.log(f"client {client.id:08x} (uid {client.uid}) has {len(client.objects)} "
+                     "objects: refusing more")
+            return F.NO_MEMORY
         obj_type, created = None, False
         if F.A_OBJTYPE in attrs:
             obj_type = self.types.get(attrs.u32(F.A_OBJTYPE))
@@ -452,7 +511,7 @@ class Broker:
                 del self.types[obj_type.id]
             return F.INVALID_ARGUMENT
         self.objects[obj.id] = obj
-        client.objects.append(obj)
+        client.objects[obj.id] = obj
         if obj_type is not None:
             obj_type.refs += 1
         if path is not None:
@@ -489,12 +548,15 @@ class Broker:
             self._send(subscriber.owner,
                        F.message(F.UNSUBSCRIBE, subscriber.next_seq(), 0, body))
             self._drop_subscription(subscriber, obj)
-        self.patterns = [p for p in self.patterns if p.obj is not obj]
+        if obj.patterns:
+            self.patterns = [p for p in self.patterns if p.obj is not obj]
+            obj.owner.patterns -= obj.patterns
+            obj.patterns = 0
         if obj.path is not None:
             self._object_event(b"ubus.object.remove", obj)
             del self.paths[obj.path]
         del self.objects[obj.id]
-        obj.owner.objects.remove(obj)
+        del obj.owner.objects[obj.id]
         if obj.type is not None:
             obj.type.refs -= 1
             if obj.type.refs <= 0:
@@ -563,14 +625,17 @@ class Broker:
         if obj.owner is not client:
             return F.PERMISSION_DENIED
         no_reply = bool(attrs.u8(F.A_NO_REPLY))
+        head = F.attr_u8(F.A_NO_REPLY, 1) if no_reply else b""
+        tail = (F.attr_str(F.A_METHOD, method) + F.attr_str(F.A_USER, client.user)
+                + F.attr_str(F.A_GROUP, client.group) + self._data_attr(attrs))
+        if obj.subscribers and self._grown_too_large(client, head + F.attr_u32(F.A_OBJID, 0)
+                                                     + tail, "notification"):
+            return F.INVALID_ARGUMENT
         if not no_reply:
             ids = b"".join(F.attr_u32(0, s.id) for s in obj.subscribers)
             body = (F.attr_u32(F.A_OBJID, obj.id) + F.attr(F.A_SUBSCRIBERS, ids)
                     + F.attr_u32(F.A_STATUS, F.OK))
             self._send(client, F.message(F.STATUS, seq, peer, body))
-        head = F.attr_u8(F.A_NO_REPLY, 1) if no_reply else b""
-        tail = (F.attr_str(F.A_METHOD, method) + F.attr_str(F.A_USER, client.user)
-                + F.attr_str(F.A_GROUP, client.group) + self._data_attr(attrs))
         for subscriber in list(obj.subscribers):
             body = head + F.attr_u32(F.A_OBJID, subscriber.id) + tail
             self._send(subscriber.owner, F.message(F.INVOKE, seq, client.id, body))
@@ -598,8 +663,18 @@ class Broker:
         body = (F.attr_u32(F.A_OBJID, obj.id) + F.attr_str(F.A_METHOD, method)
                 + F.attr_str(F.A_USER, client.user) + F.attr_str(F.A_GROUP, client.group)
                 + self._data_attr(attrs))
+        if self._grown_too_large(client, body, "call"):
+            return F.INVALID_ARGUMENT
         self._send(obj.owner, F.message(F.INVOKE, seq, client.id, body))
         return None
+
+    def _grown_too_large(self, client, body, what):
+        """A forwarded message that USER/GROUP took past the limit: refuse it, say so."""
+        if 4 + len(body) <= F.MAX_MSG:
+            return False
+        self.log(f"refusing a {what} from client {client.id:08x}: with the caller's user "
+                 f"and group it would be {4 + len(body)} bytes, over the {F.MAX_MSG}-byte limit")
+        return True
 
     def _event_call(self, client, seq, peer, method, attrs):
         data = attrs.payload(F.A_DATA)
@@ -626,9 +701,15 @@ class Broker:
         if not self._allowed(client, pattern[:-1] if pattern.endswith(b"*") else pattern,
                              "listen"):
             return F.PERMISSION_DENIED
+        if client.patterns >= self.max_objects:
+            self.log(f"client {client.id:08x} (uid {client.uid}) has {client.patterns} "
+                     "event patterns: refusing more")
+            return F.NO_MEMORY
         self.pattern_order += 1
-        self.patterns.append(Pattern(obj, pattern, self.pattern_order))
-        self.patterns.sort(key=lambda p: (p.text, p.order))
+        bisect.insort(self.patterns, Pattern(obj, pattern, self.pattern_order),
+                      key=_pattern_order)
+        obj.patterns += 1
+        client.patterns += 1
         return F.OK
 
     def _send_event(self, client, data):
@@ -663,7 +744,7 @@ class Broker:
             return F.INVALID_COMMAND
         entries = []
         if self.acl is not None:
-            own = [obj.path for obj in client.objects if obj.path is not None]
+            own = [obj.path for obj in client.objects.values() if obj.path is not None]
             for entry in self.acl.query(client, own):
                 table = F.bm_string("obj", entry.pattern)
                 if entry.user is not None:
