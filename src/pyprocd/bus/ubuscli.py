@@ -42,13 +42,28 @@ FLAG_OPTIONS = "Sv"
 
 
 def out(text):
-    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
-    sys.stdout.buffer.flush()
+    _write(sys.stdout, text)
 
 
 def err(text):
-    sys.stderr.buffer.write(text.encode("utf-8", "surrogateescape"))
-    sys.stderr.buffer.flush()
+    _write(sys.stderr, text)
+
+
+def _write(stream, text):
+    try:
+        stream.buffer.write(text.encode("utf-8", "surrogateescape"))
+        stream.buffer.flush()
+    except BrokenPipeError:
+        _die_of_sigpipe()
+
+
+def _die_of_sigpipe():
+    """The reader is gone (`ubus call ... | head`): end at once as the C CLI does,
+    killed by SIGPIPE, so the shell sees the same status. Python ignores SIGPIPE
+    (a write only raises), so put the default back and raise it."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    os._exit(128 + signal.SIGPIPE)  # not reached: the signal ends the process
 
 
 def usage():
