@@ -3,6 +3,8 @@
 import os
 import signal
 
+import pytest
+
 from pyprocd.loop import Loop
 
 
@@ -69,4 +71,24 @@ def test_signal_handler_runs_in_loop():
     os.kill(os.getpid(), signal.SIGUSR1)
     assert loop.run_until(lambda: seen, timeout=10)
     assert seen == [signal.SIGUSR1]
+    loop.close()
+
+
+@pytest.mark.parametrize("delay", [2147484, 2**31, 1e300, 10**400])
+def test_timers_longer_than_epoll_can_wait_do_not_break_the_loop(delay):
+    # epoll takes a C int of milliseconds: about 24.8 days at most. The
+    # daemon's loop waits for its next timer with no other timeout.
+    loop = Loop()
+    loop.strict = True
+    far = loop.call_later(delay, lambda: None)
+    r, w = os.pipe()
+    got = []
+    loop.add_reader(r, lambda: got.append(os.read(r, 10)))
+    os.write(w, b"x")
+    loop.run_once()  # returns at once for the readable pipe
+    assert got == [b"x"]
+    assert not far.cancelled and far.remaining() > 2_000_000
+    loop.remove_reader(r)
+    os.close(r)
+    os.close(w)
     loop.close()

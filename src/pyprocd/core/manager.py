@@ -13,7 +13,16 @@ import os
 from pyprocd.common import LOG_DEBUG, LOG_NOTICE, LOG_WARNING
 from pyprocd.core import status as st
 from pyprocd.core.instance import Instance
-from pyprocd.core.spec import DEFAULT_RESPAWN, Facts, is_bool, is_int32, is_str, parse_instance
+from pyprocd.core.spec import (
+    DEFAULT_RESPAWN,
+    MAX_TIMER_SECONDS,
+    Facts,
+    is_bool,
+    is_int32,
+    is_str,
+    parse_instance,
+)
+from pyprocd.wire.blobmsg import MAX_DEPTH
 
 RUNNING_PARALLEL = 8  # procd runs at most 8 `init.d/x running` calls at once
 
@@ -235,7 +244,13 @@ class ServiceManager:
 
     def _set_or_add(self, msg, add):
         name = _opt(msg, "name", is_str)
-        if name is None:
+        if not name:
+            return st.INVALID_ARGUMENT, None
+        refused = _unlistable(msg, 1)
+        if _is_table(msg.get("instances")) and "" in msg["instances"]:
+            refused = "an instance needs a name"  # `list` could not show it as JSON
+        if refused:
+            self.log(f"service {name}: refused, {refused}", LOG_WARNING)
             return st.INVALID_ARGUMENT, None
         instances = _opt(msg, "instances", _is_table)
         triggers = _opt(msg, "triggers", _is_array)
@@ -256,7 +271,7 @@ class ServiceManager:
             if self.triggers is not None:
                 self.triggers.set_triggers(name, None, triggers)
         if validate is not None:
-            svc.validate = [v for v in validate if _valid_validator(v)]
+            svc.validate = [_validator(v) for v in validate if _valid_validator(v)]
         if data is not None and data != svc.data:
             old = svc.data
             svc.data = dict(sorted(data.items()))
@@ -458,6 +473,11 @@ class ServiceManager:
         svc, inst, err = self._find(msg)
         if err is not None:
             return err, None
+        # The deepest reply showing it: {service: {"instances": {instance: {"data": ...}}}}
+        refused = _unlistable(data, 4 if inst is not None else 2)
+        if refused:
+            self.log(f"service {name}: set_data refused, {refused}", LOG_WARNING)
+            return st.INVALID_ARGUMENT, None
         data = dict(sorted(data.items()))
         if inst is not None:
             inst.spec = inst.spec.replace(data=data)
@@ -479,7 +499,7 @@ class ServiceManager:
         if mode is not None:
             inst.wd_mode = mode if 0 <= mode <= 2 else 0
         if timeout is not None:
-            inst.wd_timeout = timeout
+            inst.wd_timeout = min(timeout, MAX_TIMER_SECONDS)
         if mode is not None or timeout is not None:
             inst.wd_self_managed = True
         inst.pet_watchdog()
@@ -561,6 +581,39 @@ class ServiceManager:
 
 def _valid_validator(v):
     return type(v) is dict and is_str(v.get("package")) and is_str(v.get("type"))
+
+
+def _validator(v):
+    """Rules (`data`) of the wrong type count as none, as in procd's policy."""
+    if "data" in v and not _is_table(v["data"]):
+        v = {key: value for key, value in v.items() if key != "data"}
+    return v
+
+
+def _unlistable(msg, levels_above):
+    """Why `msg` could not be shown in a reply that wraps it in `levels_above`
+    more tables (e.g. `list` adds the service name), or None if it can."""
+    if _nesting(msg, MAX_DEPTH - levels_above) > MAX_DEPTH - levels_above:
+        return f"nested deeper than a reply can show ({MAX_DEPTH} levels)"
+    return None
+
+
+def _nesting(value, limit):
+    """Tables/arrays nested in `value` (itself included), counted up to limit + 1."""
+    t = type(value)
+    if t is dict:
+        items = value.values()
+    elif t is list or t is tuple:
+        items = value
+    else:
+        return 0
+    deepest = 0
+    for item in items:
+        if type(item) in (dict, list, tuple):
+            deepest = max(deepest, _nesting(item, limit - 1))
+            if deepest >= limit:
+                break
+    return deepest + 1
 
 
 def _errno_status(err):

@@ -11,12 +11,26 @@ pyprocd deviates on purpose, visibly (see `problems` below):
 * An unknown `user`/`group` is an instance error, never a root process.
 * `respawn`/`watchdog` elements may be strings (what procd.sh sends) or
   integers (procd misreads those as 0); anything else is an instance error.
+* A `user`/`group` that is present but not a string, a `command` that is
+  not an array, a `reload_signal` that is no signal: instance errors.
+
+Integers follow procd's C semantics: strings go through `atoi`, which
+saturates at the 32-bit int range (what glibc/musl give on the 32-bit
+routers). procd arms its timers in int milliseconds, so a timeout above
+MAX_TIMER_SECONDS cannot mean anything there; it is capped (and a warning
+logged) so that no timer is beyond what the loop can wait for. Negative
+respawn values mean what 0 means to procd (never count a crash, never give
+up, respawn at once); pyprocd stores and lists that 0, with a warning.
 """
+
+import _signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 
 DEFAULT_TERM_TIMEOUT = 5
 DEFAULT_RESPAWN = (3600, 5, 5)  # threshold s, timeout s, retry
 DEFAULT_WATCHDOG_TIMEOUT = 30
 LOG_DAEMON = 3 << 3
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_TIMER_SECONDS = INT32_MAX // 1000  # procd's timers: int milliseconds
 
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6,
@@ -44,16 +58,28 @@ def is_bool(v):
 
 
 def atoi(text):
-    """C atoi(): leading blanks, optional sign, digits; anything else stops it."""
+    """C atoi(): leading blanks, one optional sign, ASCII digits; anything else
+    stops it. Saturates at the 32-bit int range (strtol on a 32-bit target)."""
     text = text.lstrip(" \t\n\r\v\f")
     sign, i = 1, 0
-    if text[:1] in "+-" and text:
+    if text[:1] in ("+", "-"):
         sign = -1 if text[0] == "-" else 1
         i = 1
     j = i
-    while j < len(text) and text[j].isdigit() and text[j].isascii():
+    while j < len(text) and "0" <= text[j] <= "9":
         j += 1
-    return sign * int(text[i:j]) if j > i else 0
+    if j == i:
+        return 0
+    digits = text[i:j].lstrip("0")[:11]  # more digits than int32 holds: saturated anyway
+    return clamp_int32(sign * int(digits or "0"))
+
+
+def clamp_int32(n):
+    return max(INT32_MIN, min(n, INT32_MAX))
+
+
+def is_signal(n):
+    return 0 < n < _signal.NSIG
 
 
 def limit_value_ok(text):
@@ -218,7 +244,7 @@ def _numbers(value, key, problems):
         if is_str(v):
             out.append(atoi(v))
         elif type(v) is int:
-            out.append(v)
+            out.append(clamp_int32(v))
         else:
             problems.append(f"invalid instance: '{key}' values must be strings or integers")
             return None
@@ -227,7 +253,9 @@ def _numbers(value, key, problems):
 
 def _parse_command(raw, problems, kw):
     command = raw.get("command")
-    if type(command) is list and not raw.get("bundle"):
+    if "command" in raw and type(command) is not list and not is_str(raw.get("bundle")):
+        problems.append("invalid instance: 'command' must be an array of strings")
+    elif type(command) is list and not raw.get("bundle"):
         if not command:
             problems.append("invalid instance: 'command' is empty")
         elif not all(is_str(a) for a in command):
@@ -240,7 +268,14 @@ def _parse_command(raw, problems, kw):
         kw["bundle"] = raw["bundle"]
 
 
-def _parse_respawn(raw, problems, kw, respawn_defaults):
+def _timer_seconds(seconds, what, warnings):
+    if seconds > MAX_TIMER_SECONDS:
+        warnings.append(f"{what} {seconds} s capped to {MAX_TIMER_SECONDS} s")
+        return MAX_TIMER_SECONDS
+    return seconds
+
+
+def _parse_respawn(raw, problems, warnings, kw, respawn_defaults):
     value = raw.get("respawn")
     if type(value) is not list:
         return
@@ -250,11 +285,15 @@ def _parse_respawn(raw, problems, kw, respawn_defaults):
     values = list(respawn_defaults)
     for i, n in enumerate(numbers[:3]):
         values[i] = n
+    if min(values) < 0:
+        warnings.append(f"respawn {values}: a negative value means 0")
+        values = [max(0, n) for n in values]
+    values[1] = _timer_seconds(values[1], "respawn timeout", warnings)
     kw["respawn"] = True
     kw["respawn_threshold"], kw["respawn_timeout"], kw["respawn_retry"] = values
 
 
-def _parse_watchdog(raw, problems, kw):
+def _parse_watchdog(raw, problems, warnings, kw):
     value = raw.get("watchdog")
     if type(value) is not list:
         return
@@ -264,12 +303,16 @@ def _parse_watchdog(raw, problems, kw):
     mode = numbers[0] if numbers else 0
     timeout = numbers[1] if len(numbers) > 1 else 0
     kw["watchdog_mode"] = mode if 0 <= mode <= 2 else 0
-    kw["watchdog_timeout"] = timeout if timeout > 0 else DEFAULT_WATCHDOG_TIMEOUT
+    timeout = timeout if timeout > 0 else DEFAULT_WATCHDOG_TIMEOUT
+    kw["watchdog_timeout"] = _timer_seconds(timeout, "watchdog timeout", warnings)
 
 
 def _parse_identity(raw, problems, kw, facts):
     """user/group resolved now, fail-closed: unknown names are errors, never root."""
     user, group = raw.get("user"), raw.get("group")
+    for key in ("user", "group"):
+        if key in raw and not is_str(raw[key]):
+            problems.append(f"invalid instance: '{key}' must be a string")
     if is_str(user):
         ids = facts.lookup_user(user)
         if ids is None:
@@ -299,7 +342,7 @@ def _parse_limits(raw, problems, warnings, kw):
     kw["limits"] = limits
 
 
-def _copy_typed(raw, warnings, kw):
+def _copy_typed(raw, problems, warnings, kw):
     """Keys that are plain values; a wrong type means absent (procd's policy)."""
     for key in ("seccomp", "capabilities", "pidfile", "extroot", "overlaydir", "tmpoverlaysize"):
         if is_str(raw.get(key)):
@@ -307,9 +350,14 @@ def _copy_typed(raw, warnings, kw):
     for key in ("stdout", "stderr", "no_new_privs", "trace", "group_kill"):
         if is_bool(raw.get(key)):
             kw[key] = raw[key]
-    for key in ("reload_signal", "term_timeout"):
-        if is_int32(raw.get(key)):
-            kw[key] = raw[key]
+    if is_int32(raw.get("term_timeout")):
+        kw["term_timeout"] = _timer_seconds(raw["term_timeout"], "term_timeout", warnings)
+    sig = raw.get("reload_signal")
+    if is_int32(sig):
+        if sig and not is_signal(sig):
+            problems.append(f"invalid instance: reload_signal {sig} is not a signal")
+        else:
+            kw["reload_signal"] = sig
     if type(raw.get("data")) is dict:
         kw["data"] = dict(sorted(raw["data"].items()))
     if type(raw.get("triggers")) is list:
@@ -329,7 +377,7 @@ def parse_instance(name, raw, facts, respawn_defaults=DEFAULT_RESPAWN):
     problems, warnings = [], []
     kw = {}
     _parse_command(raw, problems, kw)
-    _copy_typed(raw, warnings, kw)
+    _copy_typed(raw, problems, warnings, kw)
     env = _string_table(raw.get("env"), "env", problems)
     if env is not None:
         kw["env"] = env
@@ -348,8 +396,8 @@ def parse_instance(name, raw, facts, respawn_defaults=DEFAULT_RESPAWN):
     if kw.get("file"):
         kw["file_md5"] = tuple(facts.file_md5(p) for p in kw["file"])
     _parse_limits(raw, problems, warnings, kw)
-    _parse_respawn(raw, problems, kw, respawn_defaults)
-    _parse_watchdog(raw, problems, kw)
+    _parse_respawn(raw, problems, warnings, kw, respawn_defaults)
+    _parse_watchdog(raw, problems, warnings, kw)
     _parse_identity(raw, problems, kw, facts)
     jail = kw.get("jail")
     if jail and jail.get("requirejail") is True and not facts.have_ujail():

@@ -22,6 +22,12 @@ import selectors
 import sys
 import time
 
+# epoll_wait takes a C int of milliseconds (about 24.8 days): the loop never
+# waits longer than this at once; a timer further out just costs one wake-up
+# per MAX_WAIT, and a delay is capped so that its deadline stays a finite float.
+MAX_WAIT = 86400.0 * 24
+MAX_DELAY = 86400.0 * 365 * 100
+
 
 class Timer:
     """A scheduled callback; `cancel()` it to drop it."""
@@ -78,7 +84,8 @@ class Loop:
         return time.monotonic()
 
     def call_later(self, delay, callback, *args):
-        timer = Timer(self, self.time() + max(0.0, delay), next(self._seq), callback, args)
+        delay = max(0.0, min(delay, MAX_DELAY))
+        timer = Timer(self, self.time() + delay, next(self._seq), callback, args)
         heapq.heappush(self._timers, timer)
         return timer
 
@@ -279,6 +286,8 @@ class Loop:
             timeout = next_timer
         elif next_timer is not None:
             timeout = min(timeout, next_timer)
+        if timeout is not None:
+            timeout = min(timeout, MAX_WAIT)
         try:
             events = self._selector.select(timeout)
         except OSError as e:  # pragma: no cover - select itself failing
