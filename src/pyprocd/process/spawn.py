@@ -11,6 +11,7 @@ import _signal as signal  # C module: `signal` would import enum (~0.8 MB for th
 import errno
 import os
 import resource
+import sys
 
 from pyprocd.common import LOG_ERR, LOG_INFO, SpawnError
 from pyprocd.process.logsink import PipeLogger, instance_ident
@@ -137,11 +138,24 @@ def child_signal_defaults(reset, old_mask):
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
+# pyprocd/trace/__main__.py, run by path with -I: the instance's PYTHON* variables
+# cannot touch the tracer's interpreter, and the daemon's sys.path need not be passed on.
+TRACER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "trace", "__main__.py")
+
+
+def tracer_argv(spec):
+    """`trace`: the command runs under pyprocd's tracer, a program of its own (its
+    waitpid sees ptrace stops), as procd runs it under /sbin/utrace."""
+    python = (sys.executable or "python3").encode()
+    return [python, b"-I", os.fsencode(TRACER), b"-t", str(spec.term_timeout).encode(), b"--"]
+
+
 class ChildPlan:
     """Everything the child needs, computed in the parent before fork."""
 
     def __init__(self, spec, base_env, hardening=None):
-        self.argv = [a.encode() for a in spec.command]
+        self.argv = (tracer_argv(spec) if spec.trace else []) + [a.encode() for a in spec.command]
         self.env = build_env(base_env, spec)
         path = self.env.get(b"PATH", DEFAULT_PATH.encode())
         self.path = path.decode(errors="replace")
@@ -253,8 +267,9 @@ class Spawner:
             from pyprocd.process import harden
         except ImportError as e:
             raise SpawnError(f"hardening unavailable: {e}") from None
+        seccomp = None if spec.trace else spec.seccomp   # procd: trace turns seccomp off
         try:
-            return harden.prepare(spec.no_new_privs, spec.capabilities, spec.seccomp)
+            return harden.prepare(spec.no_new_privs, spec.capabilities, seccomp)
         except (ValueError, OSError) as e:
             raise SpawnError(str(e)) from None
 
