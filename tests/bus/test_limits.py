@@ -417,3 +417,51 @@ def test_blocking_call_with_unencodable_arguments_raises(tmp_path):
     finally:
         bus.terminate()
         bus.wait(30)
+
+
+# -- many peers, slow peers (what held up before must keep holding) -------------------
+
+
+def _open_many(bus, count):
+    """`count` connected sockets, opened in batches the listen backlog takes."""
+    socks = []
+    before = len(bus.broker.clients)
+    while len(socks) < count:
+        for _ in range(min(50, count - len(socks))):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.connect(bus.path)
+            sock.setblocking(False)
+        expected = before + len(socks)
+        bus.until(lambda n=expected: len(bus.broker.clients) >= n)
+    return socks
+
+
+def test_thousands_of_idle_and_slow_peers_do_not_hold_up_a_call(bus):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4600  # both ends of 2,000 connections live in this process
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"needs {wanted} file descriptors, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    socks = []
+    try:
+        echo = UbusObject("echo", {"echo": ({}, lambda inv, data: inv.reply(data))})
+        _connected(bus, echo)
+        caller = _connected(bus)
+        socks = _open_many(bus, 2000)
+        slow = socks[:300]
+        frame = F.message(F.LOOKUP, 1, 0, F.attr_str(F.A_OBJPATH, "echo"))
+        for step in range(len(frame) - 1):  # one byte per round, never a whole frame
+            for sock in slow:
+                sock.send(frame[step:step + 1])
+            assert bus.wait(lambda cb, n=step: caller.invoke(echo.id, "echo", {"n": n}, cb,
+                                                             timeout=30)) == (F.OK, [{"n": step}])
+        held = sum(c.reader.pending() for c in bus.broker.clients.values())
+        assert held == 300 * (len(frame) - 1)
+    finally:
+        for sock in socks:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    bus.until(lambda: len(bus.broker.clients) == 2)
