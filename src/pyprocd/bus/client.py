@@ -605,15 +605,10 @@ class UbusClient:
 
     def _cancel_reregister(self, obj=None):
         """Stop retrying to add obj (None: every object)."""
-        retries = list(self._reregister.values()) if obj is None else \
-            [self._reregister.get(obj) or [None, 0]]
-        for timer, _delay in retries:
-            if timer is not None:
-                timer.cancel()
-        if obj is None:
-            self._reregister = {}
-        else:
-            self._reregister.pop(obj, None)
+        for each in list(self._reregister) if obj is None else [obj]:
+            retry = self._reregister.pop(each, None)
+            if retry is not None and retry[0] is not None:
+                retry[0].cancel()
 
     def remove_object(self, obj, callback=None):
         self._cancel_reregister(obj)
