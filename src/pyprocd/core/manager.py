@@ -126,23 +126,15 @@ class ServiceManager:
     # -- pidfiles -------------------------------------------------------------
 
     def write_pidfile(self, path, pid):
-        tmp = f"{path}.{os.getpid()}.tmp"
+        # The process layer writes it: the directory may be the service user's.
         try:
-            with open(tmp, "w") as f:
-                f.write(f"{pid}\n")
-            os.replace(tmp, path)  # atomic: readers never see a half-written file
+            self.spawner.write_pidfile(path, pid)
         except OSError as e:
             self.log(f"cannot write pidfile {path}: {e}", LOG_WARNING)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
     def remove_pidfile(self, path):
         try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+            self.spawner.remove_pidfile(path)
         except OSError as e:
             self.log(f"cannot remove pidfile {path}: {e}", LOG_WARNING)
 

@@ -394,7 +394,10 @@ def parse_instance(name, raw, facts, respawn_defaults=DEFAULT_RESPAWN):
     if kw.get("netdev"):
         kw["netdev_ifindex"] = tuple(facts.ifindex(d) for d in kw["netdev"])
     if kw.get("file"):
-        kw["file_md5"] = tuple(facts.file_md5(p) for p in kw["file"])
+        try:
+            kw["file_md5"] = tuple(facts.file_md5(p) for p in kw["file"])
+        except OSError as e:  # a FIFO, a device, a file over the size cap
+            problems.append(f"invalid instance: file {e}")
     _parse_limits(raw, problems, warnings, kw)
     _parse_respawn(raw, problems, warnings, kw, respawn_defaults)
     _parse_watchdog(raw, problems, warnings, kw)

@@ -175,6 +175,19 @@ def ensure_stdio():
                 os.close(null)
 
 
+def host_facts():
+    """The core's Facts with the process layer's `file` digest (regular files only,
+    read in chunks, size-capped, no hashlib)."""
+    from pyprocd.core.spec import Facts
+    from pyprocd.process.files import file_digest
+
+    class HostFacts(Facts):
+        def file_md5(self, path):
+            return file_digest(path)
+
+    return HostFacts()
+
+
 def build_daemon(options):
     from pyprocd.api.service import ServiceApi
     from pyprocd.bus.client import UbusClient
@@ -194,7 +207,7 @@ def build_daemon(options):
     spawner.subreaper = become_subreaper(log)
     loop.on_orphan_reaped = lambda pid, status: log(
         f"reaped orphaned process {pid} (status {status})", LOG_DEBUG)
-    manager = ServiceManager(loop, spawner, log=log)
+    manager = ServiceManager(loop, spawner, log=log, facts=host_facts())
     client = UbusClient(loop, options.socket, log=log)
     api = ServiceApi(client, manager, options.object, log=log)
     daemon = Daemon(loop, manager, client, api, log, closers=[sink.close])

@@ -11,6 +11,8 @@ Pure Python: parsing needs no cffi; applying goes through shim.
 
 import json
 
+from pyprocd.process.files import UnsafePath, read_regular
+
 # linux/capability.h, CAP_* numbers.
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -110,8 +112,9 @@ def _subset(mask, allowed, what, where):
 def load(path, last_cap=None):
     """CapSets from a file. Raises CapsError for unreadable/invalid files."""
     try:
-        with open(path, "rb") as f:
-            document = json.load(f)
+        document = json.loads(read_regular(path))
+    except UnsafePath as e:
+        raise CapsError(f"capabilities: cannot read {e}") from None
     except OSError as e:
         raise CapsError(f"capabilities: cannot read {path}: {e.strerror}") from None
     except ValueError as e:

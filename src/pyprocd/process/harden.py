@@ -36,6 +36,7 @@ import time
 
 from pyprocd.process import caps as capsmod
 from pyprocd.process import seccomp as seccompmod
+from pyprocd.process.files import read_pidfile
 from pyprocd.process.procfs import proc_stat, proc_uid
 
 
@@ -195,20 +196,6 @@ def set_child_subreaper():
     from pyprocd.process import shim
 
     shim.set_child_subreaper(True)
-
-
-def read_pidfile(path):
-    """The pid in a pidfile, or None if missing, empty or not a positive number."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read(64)
-    except OSError:
-        return None
-    try:
-        pid = int(text.split()[0]) if text.split() else 0
-    except ValueError:
-        return None
-    return pid if pid > 0 else None
 
 
 class Lineage:

@@ -35,6 +35,7 @@ action or argument condition, is decided by the policy alone. See loader_allowan
 import json
 
 from pyprocd.process import syscalls
+from pyprocd.process.files import UnsafePath, read_regular
 
 # linux/seccomp.h return values
 RET_KILL_PROCESS = 0x80000000
@@ -82,8 +83,9 @@ class PolicyError(ValueError):
 def load(path):
     """The policy dict from a file (a bare linux.seccomp object or a whole OCI config)."""
     try:
-        with open(path, "rb") as f:
-            document = json.load(f)
+        document = json.loads(read_regular(path))
+    except UnsafePath as e:
+        raise PolicyError(f"seccomp: cannot read {e}") from None
     except OSError as e:
         raise PolicyError(f"seccomp: cannot read {path}: {e.strerror}") from None
     except ValueError as e:

@@ -14,6 +14,7 @@ import resource
 import sys
 
 from pyprocd.common import LOG_ERR, LOG_INFO, SpawnError
+from pyprocd.process import files
 from pyprocd.process.logsink import PipeLogger, instance_ident
 from pyprocd.process.procfs import proc_uid, start_ticks
 
@@ -348,6 +349,10 @@ class Spawner:
 
         lineage = Lineage(os.getpid(), exited.start_ticks, exited.uid, owned_elsewhere)
         follow_pidfile_async(self.loop, path, exited.pid, callback, lineage=lineage)
+
+    # Pidfiles the daemon writes for instances (raise OSError; see files.py).
+    write_pidfile = staticmethod(files.write_pidfile)
+    remove_pidfile = staticmethod(files.remove_pidfile)
 
     def adopt_child(self, pid, on_exit):
         """Track a descendant that became the main process; its output is not ours to log."""
