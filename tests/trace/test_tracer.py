@@ -147,3 +147,38 @@ def test_options_stop_at_the_first_non_option(tmp_path):
     """musl getopt, as on OpenWrt: `-c` belongs to the shell, not to the tracer."""
     out = trace(["-d", str(tmp_path), "/bin/sh", "-c", "exit 3"])
     assert out.returncode == 3
+
+
+@pytest.mark.parametrize("seccomp_stops", [True, False])
+def test_both_stop_modes_record_the_same_calls(tmp_path, seccomp_stops):
+    """One seccomp stop per call (the default), or PTRACE_SYSCALL's entry and exit
+    stops where no filter can be loaded: the same names either way."""
+    from pyprocd.process.spawn import original_environment
+    from pyprocd.trace import policy
+    from pyprocd.trace.tracer import Tracer
+
+    marks = tmp_path / "marks"
+    argv = [os.fsencode(a) for a in (sys.executable, PROGRAM, str(marks), "parent")]
+    tracer = Tracer(argv[0], argv, original_environment(), seccomp_stops=seccomp_stops)
+    pid = os.fork()
+    if pid == 0:   # the tracer blocks signals and becomes a subreaper: not in pytest itself
+        code = 1
+        try:
+            tracer.start()
+            status = tracer.run()
+            names = [n for n, _ in policy.named_counts(tracer.counts)[0]]
+            (tmp_path / "names").write_text(" ".join(names))
+            (tmp_path / "mode").write_text(str(tracer.restart_request))
+            code = 0 if os.waitstatus_to_exitcode(status) == 0 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    names = (tmp_path / "names").read_text().split()
+    from pyprocd.process import shim
+
+    expected = shim.PTRACE_CONT if seccomp_stops else shim.PTRACE_SYSCALL
+    assert (tmp_path / "mode").read_text() == str(expected)
+    for name in (program.MAIN_CALL, program.THREAD_CALL, program.FORKED_CALL,
+                 program.EXECED_CALL, "execve"):
+        assert name in names, name

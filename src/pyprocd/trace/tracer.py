@@ -7,6 +7,13 @@ then sends SIGCONT; the child execs. The tracer is the subreaper of the tree, so
 orphans come back to it and it reaps them: when waitpid(-1, __WALL) says there is no
 child left, the traced tree is gone.
 
+Each syscall costs one stop, not two: the child installs a one-instruction seccomp
+filter (every syscall: SECCOMP_RET_TRACE) before its execve, and the tracees run
+under PTRACE_CONT, stopping only at those seccomp events. Where no filter can be
+loaded (a kernel without seccomp) the tracer falls back to PTRACE_SYSCALL, which stops
+at each syscall's entry and exit. Without CAP_SYS_ADMIN the filter needs
+no_new_privs, which ptrace makes moot anyway (a traced exec gains no privileges).
+
 Signals are blocked and taken with sigwaitinfo, never by a handler: a SIGTERM that
 arrives just before the tracer sleeps in wait is still seen at once (a handler can
 miss that window), and no Python handler runs between two ptrace calls.
@@ -20,7 +27,10 @@ from pyprocd.process import shim, syscalls
 from pyprocd.trace import policy
 
 OPTIONS = (shim.PTRACE_O_TRACESYSGOOD | shim.PTRACE_O_TRACEFORK | shim.PTRACE_O_TRACEVFORK
-           | shim.PTRACE_O_TRACECLONE | shim.PTRACE_O_TRACEEXEC | shim.PTRACE_O_EXITKILL)
+           | shim.PTRACE_O_TRACECLONE | shim.PTRACE_O_TRACEEXEC | shim.PTRACE_O_TRACESECCOMP
+           | shim.PTRACE_O_EXITKILL)
+TRACE_EVERY_SYSCALL = [(0x06, 0, 0, 0x7FF00000)]   # BPF_RET|BPF_K SECCOMP_RET_TRACE
+COUNTED_OPS = (shim.PTRACE_SYSCALL_INFO_ENTRY, shim.PTRACE_SYSCALL_INFO_SECCOMP)
 SYSCALL_STOP = signal.SIGTRAP | 0x80           # PTRACE_O_TRACESYSGOOD marks syscall stops
 NEW_TRACEE_EVENTS = (shim.PTRACE_EVENT_FORK, shim.PTRACE_EVENT_VFORK, shim.PTRACE_EVENT_CLONE)
 GROUP_STOP_SIGNALS = frozenset((signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
@@ -43,7 +53,7 @@ class TraceError(Exception):
 class Tracer:
     """One traced program. start(), then run() -> the program's wait status."""
 
-    def __init__(self, path, argv, env, grace=4.0, log=print):
+    def __init__(self, path, argv, env, grace=4.0, log=print, seccomp_stops=True):
         self.path, self.argv, self.env = path, argv, env
         self.grace = grace          # seconds the tree gets to exit after SIGTERM
         self.log = log
@@ -56,6 +66,9 @@ class Tracer:
         self.info = None
         self._err_r = None
         self._execve = {}           # audit arch -> execve's number there
+        # PTRACE_SYSCALL until the first seccomp event shows the child's filter works
+        self.restart_request = shim.PTRACE_SYSCALL
+        self.seccomp_stops = seccomp_stops   # False: always PTRACE_SYSCALL (tests)
 
     # -- start ------------------------------------------------------------------
 
@@ -67,9 +80,10 @@ class Tracer:
         original_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAKE)
         shim.set_child_subreaper(True)
         self._err_r, err_w = os.pipe()
+        filter_calls = _filter_calls() if self.seccomp_stops else None
         pid = os.fork()
         if pid == 0:
-            self._child(original_mask, err_w)
+            self._child(original_mask, err_w, filter_calls)
         os.close(err_w)
         self.main = pid
         _, status = os.waitpid(pid, os.WUNTRACED)
@@ -86,13 +100,15 @@ class Tracer:
         os.kill(pid, signal.SIGCONT)
         return pid
 
-    def _child(self, original_mask, err_w):
+    def _child(self, original_mask, err_w, filter_calls):
         """In the forked child: wait to be seized, then exec. Never returns."""
         try:
             shim.set_pdeathsig(signal.SIGKILL)   # tracer gone before seizing: don't run
             for sig in (signal.SIGPIPE, signal.SIGXFSZ):   # Python ignores these
                 signal.signal(sig, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGSTOP)
+            if filter_calls:
+                _load_trace_filter(*filter_calls)
             signal.pthread_sigmask(signal.SIG_SETMASK, original_mask)
             os.execve(self.path, self.argv, self.env)
         except BaseException as e:  # noqa: BLE001 - the child must never return
@@ -151,6 +167,10 @@ class Tracer:
         if sig == SYSCALL_STOP:
             self._count(pid)
             self._restart(pid, 0)
+        elif event == shim.PTRACE_EVENT_SECCOMP:
+            self.restart_request = shim.PTRACE_CONT   # the filter works: one stop per call
+            self._count(pid)
+            self._restart(pid, 0)
         elif event == 0:                        # signal-delivery stop: deliver it
             self._restart(pid, sig)
         elif event in NEW_TRACEE_EVENTS:
@@ -176,7 +196,7 @@ class Tracer:
         except OSError as e:
             raise TraceError(f"PTRACE_GET_SYSCALL_INFO failed ({e.strerror}): "
                              "the tracer needs Linux 5.3 or later") from None
-        if op != shim.PTRACE_SYSCALL_INFO_ENTRY:
+        if op not in COUNTED_OPS:
             return
         if not self.execed and nr != self._execve_number(arch):
             return   # the forked child's own steps before its execve are not the program's
@@ -190,7 +210,7 @@ class Tracer:
         return self._execve[audit_arch]
 
     def _restart(self, pid, sig):
-        self._ptrace(shim.PTRACE_SYSCALL, pid, sig)
+        self._ptrace(self.restart_request, pid, sig)
 
     def _ptrace(self, request, pid, data=0):
         try:
@@ -240,3 +260,22 @@ class Tracer:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _filter_calls():
+    """(load the trace-all filter, set no_new_privs), prepared before fork."""
+    program = shim.FilterProgram(TRACE_EVERY_SYSCALL)
+    return shim.seccomp_call(program), shim.PrctlCall(shim.PR_SET_NO_NEW_PRIVS, 1), program
+
+
+def _load_trace_filter(load, no_new_privs, _program):
+    """In the child: the filter, with no_new_privs only when the kernel insists (EACCES:
+    no CAP_SYS_ADMIN). Not loadable at all: the tracer stays with PTRACE_SYSCALL."""
+    try:
+        load()
+    except OSError:
+        try:
+            no_new_privs()
+            load()
+        except OSError:
+            pass
