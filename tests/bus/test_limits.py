@@ -168,6 +168,27 @@ def test_objects_per_client_are_capped(bus):
     peer.close()
 
 
+def test_subscriptions_per_client_are_capped(bus):
+    """Each subscription multiplies every notification of its target: capped like objects."""
+    target = UbusObject("target", {"m": ({}, lambda inv, data: 0)})
+    _connected(bus, target)
+    peer = RawPeer(bus)
+    (subscriber,) = peer.add_anonymous(1)
+    body = F.attr_u32(F.A_OBJID, subscriber) + F.attr_u32(F.A_TARGET, target.id)
+    peer.frames = []
+    peer.requests([F.message(F.SUBSCRIBE, peer.next_seq(), 0, body)
+                   for _ in range(MAX_OBJECTS_PER_CLIENT + 1)])
+    statuses = [F.Attrs(F.body_of(f)).u32(F.A_STATUS) for f in peer.statuses()]
+    assert statuses == [F.OK] * MAX_OBJECTS_PER_CLIENT + [F.NO_MEMORY]
+    peer.requests([F.message(F.UNSUBSCRIBE, peer.next_seq(), 0, body)])
+    assert peer.last_status() == F.OK
+    peer.requests([F.message(F.SUBSCRIBE, peer.next_seq(), 0, body)] * 2)
+    statuses = [F.Attrs(F.body_of(f)).u32(F.A_STATUS) for f in peer.statuses()[-2:]]
+    assert statuses == [F.OK, F.NO_MEMORY]
+    peer.close()
+    bus.until(lambda: not bus.broker.objects[target.id].subscribers)
+
+
 # -- flooding while a listing is paused ------------------------------------------------
 
 

@@ -17,7 +17,8 @@ one client drops that client only. No per-call state is kept, so a client that
 disappears mid-call costs nothing (its callers time out, as with ubusd).
 
 Limits beyond ubusd's, so that one client cannot starve or bloat the bus: at
-most MAX_OBJECTS_PER_CLIENT objects (and as many event patterns) per client,
+most MAX_OBJECTS_PER_CLIENT objects (and as many event patterns and as many
+subscriptions) per client,
 refused past that with NO_MEMORY; cleaning up after a client costs time linear
 in what it owned; a client is not read from while its listing is paused or its
 outgoing queue is over OUTQ_READ_PAUSE, so what the bus holds for it stays
@@ -70,6 +71,7 @@ class Client:
         "reader",
         "reading",
         "sock",
+        "subscriptions",
         "uid",
         "user",
     )
@@ -86,6 +88,7 @@ class Client:
         self.objects = {}  # id -> Obj, in creation order
         self.patterns = 0  # event patterns registered on its objects
         self.reading = True  # its socket is watched for requests
+        self.subscriptions = 0  # subscriptions held by its objects
         self.monitor = False
         self.mon_seq = 0
         self.lookup = None  # paused LOOKUP: (seq, peer, iterator)
@@ -178,7 +181,7 @@ class Broker:
     def __init__(self, loop, path, *, new_id=None, credentials=peer_credentials, log=_log,
                  acl=None, max_objects=MAX_OBJECTS_PER_CLIENT):
         self.loop = loop
-        self.max_objects = max_objects  # per client; as many event patterns
+        self.max_objects = max_objects  # per client; as many event patterns, subscriptions
         self.acl = acl  # pyprocd.bus.acl.Acl, or None: everything allowed
         self.path = path
         self.new_id = new_id
@@ -571,6 +574,7 @@ class Broker:
     def _drop_subscription(self, subscriber, target):
         target.subscribers.remove(subscriber)  # the first = most recent one
         subscriber.subscriptions.remove(target)
+        subscriber.owner.subscriptions -= 1
         if not target.subscribers:
             self._set_active(target, 0)
 
@@ -599,6 +603,11 @@ class Broker:
             return F.NOT_FOUND
         if target.path is not None and not self._allowed(client, target.path, "subscribe"):
             return F.NOT_FOUND
+        if client.subscriptions >= self.max_objects:  # each one multiplies every NOTIFY
+            self.log(f"client {client.id:08x} (uid {client.uid}) has {client.subscriptions} "
+                     "subscriptions: refusing more")
+            return F.NO_MEMORY
+        client.subscriptions += 1
         target.subscribers.insert(0, subscriber)
         subscriber.subscriptions.insert(0, target)
         if len(target.subscribers) == 1:
