@@ -254,3 +254,36 @@ def test_pidfile_naming_another_instances_process_is_not_followed(subreaper, tmp
     victim = a.pid
     handoff.write_text(f"{victim}\n")
     _hijack_refused(sup, a, b, victim)
+
+
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_out_of_file_descriptors_is_an_instance_error_not_a_crash(sup):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    start(sup, {"command": ["/bin/sleep", "1000"]}, name="warm")  # the loop's own fds exist now
+    assert sup.call("delete", {"name": "warm"})[0] == 0
+    assert sup.wait(lambda: not sup.mgr.services)
+    before = _open_fds()
+    instances = {f"i{n}": {"command": ["/bin/sleep", "1000"], "stdout": True, "stderr": True}
+                 for n in range(10)}
+    resource.setrlimit(resource.RLIMIT_NOFILE, (before + 8, hard))
+    try:
+        status, _ = sup.call("set", {"name": "many", "instances": instances})
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert status == 0
+    svc = sup.mgr.services["many"]
+    assert sorted(svc.instances) == sorted(instances)  # whole: every instance registered
+    refused = [i for i in svc.instances.values() if not i.running]
+    assert refused, "the limit was not low enough to refuse any start"
+    for inst in refused:
+        assert "Too many open files" in inst.spawn_error and inst.failed
+    # nothing leaked: what is open now belongs to the running instances' log pipes
+    running = sum(1 for i in svc.instances.values() if i.running)
+    assert sup.call("delete", {"name": "many"})[0] == 0
+    assert sup.wait(lambda: not sup.mgr.services)
+    assert _open_fds() <= before, (running, before, _open_fds())

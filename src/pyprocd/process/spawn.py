@@ -274,21 +274,36 @@ class Spawner:
         except (ValueError, OSError) as e:
             raise SpawnError(str(e)) from None
 
-    def _pipe(self, enabled):
-        return os.pipe() if enabled else (None, None)
+    def _plan(self, spec):
+        """The child's plan, prepared before fork; anything unusable is a SpawnError."""
+        hardening = self._hardening_plan(spec)
+        try:
+            return ChildPlan(spec, self.base_env, hardening)
+        except (OSError, ValueError) as e:  # e.g. a command or env that cannot be encoded
+            raise SpawnError(f"cannot prepare the child: {e}") from None
+
+    @staticmethod
+    def _pipe(enabled, opened):
+        if not enabled:
+            return None, None
+        r, w = os.pipe()
+        opened += (r, w)
+        return r, w
 
     def spawn(self, spec, on_exit):
-        plan = ChildPlan(spec, self.base_env, self._hardening_plan(spec))
-        out_r, out_w = self._pipe(spec.stdout)
-        err_r_log, err_w_log = self._pipe(spec.stderr)
-        err_r, err_w = os.pipe()
+        plan = self._plan(spec)
+        fds = []   # every pipe end opened so far, closed on any failure
+        stage = "pipe"
         try:
+            out_r, out_w = self._pipe(spec.stdout, fds)
+            err_r_log, err_w_log = self._pipe(spec.stderr, fds)
+            err_r, err_w = self._pipe(True, fds)
+            stage = "fork"
             pid, plan.signal_mask = fork_signals_blocked()
         except OSError as e:
-            for fd in (out_r, out_w, err_r_log, err_w_log, err_r, err_w):
-                if fd is not None:
-                    os.close(fd)
-            raise SpawnError(f"fork failed: {e}") from None
+            for fd in fds:
+                os.close(fd)
+            raise SpawnError(f"{stage} failed: {e.strerror or e}") from None
         if pid == 0:
             _child(plan, out_w, err_w_log, err_w)
         for fd in (out_w, err_w_log, err_w):
