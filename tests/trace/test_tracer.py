@@ -182,3 +182,17 @@ def test_both_stop_modes_record_the_same_calls(tmp_path, seccomp_stops):
     for name in (program.MAIN_CALL, program.THREAD_CALL, program.FORKED_CALL,
                  program.EXECED_CALL, "execve"):
         assert name in names, name
+
+
+def test_a_directory_gone_by_the_end_is_a_clear_error_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = trace(["-f", str(folder / "p.json"), "--", "/bin/rm", "-r", str(folder)])
+    assert out.returncode == 1
+    assert f"cannot write the policy to {folder}/p.json: No such file or directory" in out.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_utraces_p_option_is_accepted_and_ignored(tmp_path):
+    assert trace(["-p", "1", "-d", str(tmp_path), "/bin/true"]).returncode == 0
+    assert len(os.listdir(tmp_path)) == 1

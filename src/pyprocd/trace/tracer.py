@@ -74,7 +74,10 @@ class Tracer:
 
     def start(self):
         """Fork the program, stopped before its execve, and seize it. Raises TraceError."""
-        shim.ffi_and_lib()
+        try:
+            shim.ffi_and_lib()
+        except (ImportError, OSError) as e:
+            raise TraceError(f"the tracer needs cffi (its _cffi_backend), not usable: {e}") from None
         self.info = shim.SyscallInfo()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # never inherited as ignored
         original_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAKE)
