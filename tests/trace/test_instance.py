@@ -47,7 +47,8 @@ def test_traced_instance_runs_under_the_tracer_and_leaves_its_policy(sup, tmp_pa
     deny.write_text(json.dumps({"defaultAction": "SCMP_ACT_KILL_PROCESS",
                                 "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}))
     instance = {"command": [sys.executable, PROGRAM, str(marks), "sleep"], "trace": True,
-                "seccomp": str(deny), "env": {"SECCOMP_FILE": str(output)}}
+                "seccomp": str(deny), "env": {"SECCOMP_FILE": str(output)},
+                "stderr": True}   # the tracer's messages to the test's log, not /dev/log
     status, _ = sup.call("set", {"name": "traced", "instances": {"i1": instance}})
     assert status == 0
     inst = sup.inst("traced", "i1")
@@ -75,3 +76,22 @@ def test_traced_instance_runs_under_the_tracer_and_leaves_its_policy(sup, tmp_pa
     assert not os.path.exists(f"/proc/{program}")
     assert "trace" not in sup.call("list", {"name": "traced"})[1]["traced"]["instances"]["i1"]
     assert status_field(inst.pid, "TracerPid") == "0"
+
+
+def test_a_stubborn_traced_instance_is_stopped_in_time_with_its_policy(sup, tmp_path):
+    """The program ignores SIGTERM: the tracer kills it before the daemon's own SIGKILL
+    (term_timeout), says so, and still writes the policy."""
+    marks, output = tmp_path / "marks", tmp_path / "policy.json"
+    instance = {"command": [sys.executable, PROGRAM, str(marks), "stubborn"], "trace": True,
+                "term_timeout": 3, "stderr": True, "env": {"SECCOMP_FILE": str(output)}}
+    assert sup.call("set", {"name": "stubborn", "instances": {"i1": instance}})[0] == 0
+    inst = sup.inst("stubborn", "i1")
+    assert sup.wait(lambda: inst.running, 30)
+    program = program_pid(marks)
+    assert sup.call("delete", {"name": "stubborn"})[0] == 0
+    assert sup.wait(lambda: output.exists() and not inst.running, 60)
+    assert "clock_nanosleep" in policy_names(output)
+    assert not os.path.exists(f"/proc/{program}")
+    assert inst.exits[-1].signal == 0      # the tracer exited by itself, not by SIGKILL
+    assert sup.wait(lambda: any("did not exit within 2 s of the stop signal" in m
+                                for m in sup.syslog.drain()), 30)
