@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "reload-config": "pyprocd.uci.reload:main",
     "trace": "pyprocd.trace.cli:main",
     "jshn": "pyprocd.initd.jshn:main",
+    "validate_data": "pyprocd.initd.validate:main",
     "kit": "pyprocd.initd.install:main",
 }
 DAEMON = "pyprocd.daemon.main:main"

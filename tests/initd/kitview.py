@@ -14,14 +14,25 @@ VECTORS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "..", "shared", "
 
 # ubus in the view: records each call the kit makes during a step (KITREC_DIR set),
 # as the recorder's wrapper did, then passes everything through.
+# With $KITREC_DIR/expect present (replay against the recording), the call
+# is answered with the recorded reply of the same position instead.
 RECORDING_UBUS = r"""#!/bin/sh
 [ -n "$KITREC_DIR" ] || exec /usr/lib/kitrec/ubus "$@"  # exec keeps the real wrapper's $0 out of it
 i=0
 while ! mkdir "$KITREC_DIR/$i" 2>/dev/null; do i=$((i+1)); done
 d="$KITREC_DIR/$i"
 printf '%s\0' "$@" > "$d/argv"
-/usr/lib/kitrec/ubus "$@" > "$d/stdout" 2> "$d/stderr"
-rc=$?
+e="$KITREC_DIR/expect/$i"
+if [ -d "$KITREC_DIR/expect" ]; then
+	if [ -d "$e" ]; then
+		cat "$e/stdout" > "$d/stdout"; cat "$e/stderr" > "$d/stderr"; rc=$(cat "$e/rc")
+	else
+		: > "$d/stdout"; echo "unexpected ubus call" > "$d/stderr"; rc=1
+	fi
+else
+	/usr/lib/kitrec/ubus "$@" > "$d/stdout" 2> "$d/stderr"
+	rc=$?
+fi
 echo "$rc" > "$d/rc"
 cat "$d/stdout"
 cat "$d/stderr" >&2
@@ -59,10 +70,10 @@ def build_layer(base):
     return layer
 
 
-def run_case(layer, group, case, timeout=1800):
+def run_case(layer, group, case, timeout=1800, mode="live"):
     work = tempfile.mkdtemp(prefix="kitview-")
     try:
-        job = {"work": work, "layer": layer, "group": group, "case": case,
+        job = {"work": work, "layer": layer, "group": group, "case": case, "mode": mode,
                "python_prefix": sys.base_prefix if not sys.base_prefix.startswith("/usr") else None}
         job_path = os.path.join(work, "job.json")
         with open(job_path, "w") as f:

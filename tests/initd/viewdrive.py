@@ -124,10 +124,15 @@ class Daemons:
 
         try:
             with BlockingUbus(SOCKET, timeout=10) as bus:
-                status, reply = bus.call(obj, method, data)
+                status, replies = bus.call(obj, method, data)
         except (OSError, ValueError, TimeoutError):  # not (yet) answering: no reply
             return None
-        return reply if status == 0 else None
+        if status != 0:
+            return None
+        merged = {}  # a reply may come in several data messages
+        for reply in replies or []:
+            merged.update(reply)
+        return merged
 
     def stop(self):
         for p in reversed(self.procs):
@@ -188,7 +193,8 @@ def _text(d, name):
 
 def read_calls(recdir):
     calls = []
-    for name in sorted(os.listdir(recdir), key=int) if os.path.isdir(recdir) else []:
+    names = [n for n in os.listdir(recdir) if n.isdigit()] if os.path.isdir(recdir) else []
+    for name in sorted(names, key=int):
         d = os.path.join(recdir, name)
         argv = _text(d, "argv").split("\0")[:-1]
         rc = _text(d, "rc").strip() if os.path.exists(os.path.join(d, "rc")) else ""
@@ -206,6 +212,7 @@ def rc_d():
 
 
 PID = re.compile(r'("pid": ?)(\d+)')
+PLACEHOLDER = re.compile(r"<pid(\d+)>")
 
 
 def normalise(steps):
@@ -225,9 +232,26 @@ def normalise(steps):
         step["stderr"] = sub(step["stderr"])
 
 
-def drive_procd(case):
+def write_expected(recdir, calls):
+    """The recorded replies, for the ubus wrapper to give back in order."""
+    for i, call in enumerate(calls):
+        d = os.path.join(recdir, "expect", str(i))
+        os.makedirs(d)
+        for name in ("stdout", "stderr"):
+            # a real number for each <pidK> (normalise() maps it back)
+            text = PLACEHOLDER.sub(lambda m: str(40000 + int(m.group(1))), call.get(name, ""))
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(text.encode("utf-8", "surrogateescape"))
+        with open(os.path.join(d, "rc"), "w") as f:
+            f.write(str(call.get("rc") or 0))
+    os.makedirs(os.path.join(recdir, "expect"), exist_ok=True)
+
+
+def drive_procd(case, live):
+    """live: against the bus and the daemon; else every ubus call gets the recorded reply."""
     daemons = Daemons()
-    daemons.start()
+    if live:
+        daemons.start()
     results = []
     try:
         for n, step in enumerate(case["steps"]):
@@ -236,10 +260,12 @@ def drive_procd(case):
             env = dict(step.get("env", {}))
             if step["kind"] == "initd":
                 env["KITREC_DIR"] = recdir
+                if not live:
+                    write_expected(recdir, step.get("ubus", []))
             got = run(step["argv"], env)
-            if step.get("waited_s"):
+            if live and step.get("waited_s"):
                 time.sleep(step["waited_s"])
-            got["settled"] = settle(daemons)
+            got["settled"] = settle(daemons) if live else True
             got["ubus"] = read_calls(recdir)
             if "rc_d" in step:
                 got["rc_d"] = rc_d()
@@ -284,7 +310,7 @@ def main():
     os.chdir("/")
     sys.path.insert(0, "/usr/lib/pyprocd")
     if job["group"] == "procd":
-        result = {"steps": drive_procd(job["case"])}
+        result = {"steps": drive_procd(job["case"], job.get("mode") != "recorded")}
     else:
         result = drive_snippet(job["case"])
     os.write(int(sys.argv[2]), json.dumps(result).encode())

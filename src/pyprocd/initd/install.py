@@ -1,10 +1,10 @@
 """`pyprocd kit install --root DIR`: lay the init-script kit out as on a router.
 
     DIR/etc/rc.common
-    DIR/lib/functions.sh, DIR/lib/functions/procd.sh, DIR/lib/functions/service.sh
+    DIR/lib/functions.sh, DIR/lib/functions/procd.sh
     DIR/lib/config/uci.sh
     DIR/usr/share/libubox/jshn.sh
-    DIR/usr/bin/jshn, DIR/usr/bin/ubus, DIR/sbin/uci
+    DIR/usr/bin/jshn, DIR/usr/bin/ubus, DIR/sbin/uci, DIR/sbin/validate_data
     DIR/usr/lib/pyprocd/  a copy of the pyprocd package and its launcher
 
 The commands are small shell scripts that run pyprocd from DIR/usr/lib/pyprocd,
@@ -25,7 +25,6 @@ SHELL_FILES = {
     "rc.common": ("etc/rc.common", 0o755),
     "functions.sh": ("lib/functions.sh", 0o644),
     "procd.sh": ("lib/functions/procd.sh", 0o644),
-    "service.sh": ("lib/functions/service.sh", 0o644),
     "uci.sh": ("lib/config/uci.sh", 0o644),
     "jshn.sh": ("usr/share/libubox/jshn.sh", 0o644),
 }
@@ -34,6 +33,7 @@ COMMANDS = {
     "usr/bin/jshn": "jshn",
     "usr/bin/ubus": "ubus",
     "sbin/uci": "uci",
+    "sbin/validate_data": "validate_data",
 }
 LIBDIR = "usr/lib/pyprocd"
 LAUNCHER = "pyprocd-run.py"
