@@ -24,6 +24,7 @@ import stat
 from collections import deque
 
 from pyprocd.common import LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_WARNING
+from pyprocd.core import ere
 
 DEFAULT_DELAY_MS = 1  # procd: a trigger without delay fires after 1 ms
 
@@ -55,21 +56,28 @@ def substitute(pattern, variables):
     return "".join(out)
 
 
-_REGEX_CACHE = {}
+_REGEX_CACHE = {}  # pattern -> Program, or None when it does not compile
 
 
 def _regex_match(value, pattern):
-    compiled = _REGEX_CACHE.get(pattern)
-    if compiled is None:
-        import re  # lazily: ~0.8 MB the daemon pays only if a trigger uses `regex`
+    """procd: regexec(regcomp(pattern, REG_EXTENDED|REG_NOSUB), value) == 0.
 
-        try:
-            compiled = re.compile(pattern)
-        except re.error:
-            return False
-        if len(_REGEX_CACHE) < 256:
-            _REGEX_CACHE[pattern] = compiled
-    return compiled.search(value) is not None
+    A pattern that does not compile is false, as in procd; one over the
+    matcher's budget is refused: ScriptError, logged, the `if` skipped.
+    """
+    try:
+        if pattern in _REGEX_CACHE:
+            program = _REGEX_CACHE[pattern]
+        else:
+            try:
+                program = ere.compile(pattern)
+            except ere.EreError:
+                program = None
+            if len(_REGEX_CACHE) < 256:
+                _REGEX_CACHE[pattern] = program
+        return program is not None and program.search(value)
+    except ere.TooCostly as e:
+        raise ScriptError(f"regex {pattern!r} refused: {e}") from None
 
 
 class Script:
