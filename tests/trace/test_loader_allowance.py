@@ -174,3 +174,18 @@ def test_umdns_json_is_the_shape_utrace_writes():
     assert list(document) == ["defaultAction", "syscalls"]
     assert {"fcntl", "fcntl64", "sigreturn", "rt_sigreturn"} <= set(
         document["syscalls"][0]["names"])
+
+
+def test_mips_loader_prctl_is_allowed_for_the_fpu_mode_only():
+    program = compile_policy(kill_policy(), "mipsel")
+    for mode_call in (seccomp.PR_GET_FP_MODE, seccomp.PR_SET_FP_MODE):
+        assert run_on(program, "mipsel", "prctl", (mode_call, 0, 0, 0, 0, 0)) == RET_ALLOW
+    assert run_on(program, "mipsel", "prctl", (22, 2, 0, 0, 0, 0)) == RET_KILL_PROCESS
+    assert run_on(program, "mipsel", "prctl", (1 << 32 | 46, 0, 0, 0, 0, 0)) == RET_KILL_PROCESS
+    assert run_on(compile_policy(kill_policy(), "x86_64"), "x86_64", "prctl",
+                  (seccomp.PR_GET_FP_MODE, 0, 0, 0, 0, 0)) == RET_KILL_PROCESS
+    # a policy that names prctl decides it alone
+    named = kill_policy({"names": ["prctl"], "action": "SCMP_ACT_ERRNO"})
+    assert seccomp.loader_conditions(named, "mipsel") == []
+    assert run_on(compile_policy(named, "mipsel"), "mipsel", "prctl",
+                  (seccomp.PR_GET_FP_MODE, 0, 0, 0, 0, 0)) == RET_ERRNO | 1

@@ -27,9 +27,10 @@ The loader allowance
 procd applies a policy at `main` (a preload library), so policies written for OpenWrt
 (utrace's output, the files packages ship in /etc/seccomp) never list what `execve`
 and the dynamic loader do before `main`. pyprocd loads the filter before `execve`:
-those syscalls are allowed too, but only these (LOADER_SYSCALLS, resolved per arch)
-and only those the policy does not mention itself: a name the policy lists, with any
-action or argument condition, is decided by the policy alone. See loader_allowance().
+those syscalls are allowed too, but only these (LOADER_SYSCALLS resolved per arch, and
+LOADER_CONDITIONS) and only those the policy does not mention itself: a name the
+policy lists, with any action or argument condition, is decided by the policy alone.
+See loader_allowance() and loader_conditions().
 """
 
 import json
@@ -222,18 +223,21 @@ def _known_elsewhere(name):
 
 # What runs before `main` and so is missing from procd-era policies: traced with
 # `pyprocd trace` from the execve of trivial programs (int main(void){return 0;}, with
-# and without a second shared library, dynamic and static) on x86_64, then the same
-# calls under the names other ABIs give them.
+# and without a second shared library, dynamic and static) on x86_64; for glibc also
+# Debian 12's busybox under qemu-user -strace on mipsel, armhf and arm64 (its start-up
+# up to main: the loader's calls under each ABI's own names).
 LOADER_SYSCALLS = {
     # glibc 2.36 (Debian 12): ld.so maps the libraries, libc sets up TLS, the robust
-    # futex list, rseq and the stack limit; static binaries read /proc/self/exe and
-    # seed malloc. 32-bit ABIs: mmap2, fstat64/fstatat64 or statx (time64 stat),
-    # i386/mips TLS by set_thread_area, arm by set_tls; aarch64 has faccessat.
+    # futex list, rseq and the stack limit (prlimit64; getrlimit on mips o32,
+    # ugetrlimit on arm), seeds malloc (getrandom); static binaries read
+    # /proc/self/exe. 32-bit ABIs: mmap2, statx or fstat64/fstatat64 (time64 stat),
+    # i386/mips TLS by set_thread_area, arm by set_tls; aarch64 has faccessat and
+    # newfstatat. On mips the loader also checks the FPU mode: LOADER_CONDITIONS.
     "glibc": ("execve", "brk", "mmap", "mmap2", "munmap", "mprotect", "openat", "read",
               "pread64", "close", "fstat", "newfstatat", "fstat64", "fstatat64", "statx",
               "access", "faccessat", "faccessat2", "arch_prctl", "set_thread_area",
               "set_tls", "set_tid_address", "set_robust_list", "rseq", "prlimit64",
-              "readlink", "readlinkat", "getrandom"),
+              "getrlimit", "ugetrlimit", "readlink", "readlinkat", "getrandom"),
     # musl 1.2.3 (as OpenWrt): its loader opens libraries with open (openat where there
     # is no open) and sets FD_CLOEXEC with fcntl, checks them with fstat (statx or
     # fstatat64 first on 32-bit time64 ABIs), maps them, sets the thread pointer.
@@ -244,15 +248,39 @@ LOADER_SYSCALLS = {
 }
 
 
+PR_SET_FP_MODE = 45
+PR_GET_FP_MODE = 46
+# Calls of the loader allowed only with these argument values:
+# (arches, name, argument index, values). glibc's MIPS loader reads (and for objects
+# built for another FPU ABI sets) the FPU mode with prctl; any other prctl is the
+# policy's business.
+LOADER_CONDITIONS = (
+    (("mips", "mipsel"), "prctl", 0, (PR_SET_FP_MODE, PR_GET_FP_MODE)),
+)
+
+
+def _listed_names(policy):
+    listed = set()
+    for entry in policy.get("syscalls") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("names"), list):
+            listed.update(name for name in entry["names"] if isinstance(name, str))
+    return listed
+
+
+def loader_conditions(policy, arch):
+    """[(name, argument index, values)] allowed on `arch` on top of `policy`, for
+    names the policy does not mention."""
+    listed = _listed_names(policy)
+    return [(name, index, values) for arches, name, index, values in LOADER_CONDITIONS
+            if arch in arches and name not in listed]
+
+
 def loader_allowance(policy, arch):
     """Names allowed on `arch` on top of `policy` (sorted): LOADER_SYSCALLS of both C
     libraries (which libc a service binary uses is not known when its policy is
     compiled), those this arch has, less every name the policy mentions."""
     table = syscalls.numbers(arch)
-    listed = set()
-    for entry in policy.get("syscalls") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("names"), list):
-            listed.update(name for name in entry["names"] if isinstance(name, str))
+    listed = _listed_names(policy)
     wanted = set(LOADER_SYSCALLS["glibc"]) | set(LOADER_SYSCALLS["musl"])
     return sorted(name for name in wanted if name in table and name not in listed)
 
@@ -304,6 +332,9 @@ def compile_policy(policy, arch=None, loader=True):
         allowance = [table[name] for name in loader_allowance(policy, arch)]
         if allowance:
             rules.append((allowance, [], RET_ALLOW))
+        for name, index, values in loader_conditions(policy, arch):
+            for value in values:
+                rules.append(([table[name]], [(index, "SCMP_CMP_EQ", value, 0)], RET_ALLOW))
     _check_execve_allowed(rules, default, table)
 
     prog = _Program()
