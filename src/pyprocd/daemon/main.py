@@ -98,6 +98,9 @@ class Daemon:
         self.on_ready = None
         self._closers = list(closers)
         self._stopping = False
+        # True only once stop_all() saw every instance gone: the one exit
+        # after which there is nothing for a successor to take back.
+        self.stopped_cleanly = False
         self._published_once = False
         self.exit_code = 0
 
@@ -136,8 +139,12 @@ class Daemon:
             return
         self._stopping = True
         self.log("stopping all instances")
-        self.manager.stop_all(self.loop.stop)
+        self.manager.stop_all(self._all_stopped)
         self.loop.call_later(STOP_GRACE, self.loop.stop)
+
+    def _all_stopped(self):
+        self.stopped_cleanly = True
+        self.loop.stop()
 
     def close(self):
         self.client.close()

@@ -352,9 +352,11 @@ def attach(daemon, life, options):
     daemon.on_ready = ready
 
     def closing():
-        # Only a shutdown that stopped everything forgets the state; after a
-        # crash (an exception unwinding run()) the next daemon needs it.
-        if not daemon.manager.running_pids():
+        # Only a shutdown that stopped everything forgets the state. After a
+        # crash (an exception unwinding run()) the next daemon needs it, also
+        # when nothing ran: stopped, failed and waiting-to-respawn instances
+        # are state too.
+        if daemon.stopped_cleanly:
             survival.finish()
             life.finish()
 
