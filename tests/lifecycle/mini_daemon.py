@@ -35,6 +35,7 @@ def main(argv):
     life.start()
 
     from pyprocd.core.manager import ServiceManager
+    from pyprocd.daemon.state import StateFile
     from pyprocd.daemon.survival import Survival
     from pyprocd.loop import Loop
     from pyprocd.process.logsink import DaemonLog
@@ -43,9 +44,17 @@ def main(argv):
     loop = Loop()
     sink = FileSink(args["output"])
     log = DaemonLog(sink=sink)  # daemon messages go to the same file, "pyprocd: ..."
-    spawner = Spawner(loop, sink, log=log)
-    mgr = ServiceManager(loop, spawner, log=log)
-    survival = Survival(loop, mgr, life, sink=sink, log=log, identity=args.get("identity", ""))
+    spawner = Spawner(loop, sink, base_env=life.instance_environment(), log=log)
+    state_file = None
+    if opts.state_file:
+        state_file = StateFile(loop, opts.state_file, log=log,
+                               identity=args.get("identity", ""))
+    mgr = ServiceManager(loop, spawner, log=log, recorder=state_file)
+    stopping = []
+    control = []
+    survival = Survival(loop, mgr, life, sink=sink, log=log, state_file=state_file,
+                        is_stopping=lambda: bool(stopping),
+                        before_exec=[lambda: control[0].close()])
     survival.restore()
     survival.install()
 
@@ -54,11 +63,7 @@ def main(argv):
             return 0, {"pid": os.getpid()}
         return mgr.call(request["method"], request.get("msg"))
 
-    control = _listen(args["control"], loop, dispatch)
-    survival.before_exec.append(control.close)
-
-    stopping = []
-    survival.is_stopping = lambda: bool(stopping)
+    control.append(_listen(args["control"], loop, dispatch))
 
     def shutdown(signum):
         stopping.append(signum)

@@ -84,7 +84,7 @@ class _Spawner:
     def __init__(self):
         self.spawned = []
 
-    def spawn(self, spec, on_exit):
+    def spawn(self, spec, on_exit, on_forked=None):
         from pyprocd.process.spawn import Running
 
         self.spawned.append(spec.name)
@@ -100,10 +100,11 @@ def _restore_from(tmp_path, saved):
     loop = Loop()
     loop.strict = True
     spawner = _Spawner()
-    mgr = ServiceManager(loop, spawner)
+    state_file = state_mod.StateFile(loop, str(path))
+    mgr = ServiceManager(loop, spawner, recorder=state_file)
     log = []
     survival = Survival(loop, mgr, _Life(), sink=None, log=lambda m, p=0: log.append(m),
-                        state_path=str(path))
+                        state_file=state_file)
     return loop, mgr, spawner, survival.restore(), log
 
 
@@ -146,10 +147,11 @@ def test_unreadable_state_is_ignored(tmp_path):
     path = tmp_path / "state.json"
     path.write_text("{not json")
     loop = Loop()
-    mgr = ServiceManager(loop, _Spawner())
+    state_file = state_mod.StateFile(loop, str(path))
+    mgr = ServiceManager(loop, _Spawner(), recorder=state_file)
     log = []
     survival = Survival(loop, mgr, _Life(), sink=None, log=lambda m, p=0: log.append(m),
-                        state_path=str(path))
+                        state_file=state_file)
     assert survival.restore() == (0, 0)
     assert not mgr.services and "ignoring" in log[0]
     loop.close()

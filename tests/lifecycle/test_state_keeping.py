@@ -7,7 +7,6 @@ import pytest
 from pyprocd.core.manager import ServiceManager
 from pyprocd.daemon import main as daemon_main
 from pyprocd.daemon import state as state_mod
-from pyprocd.daemon.survival import attach
 from pyprocd.loop import Loop
 
 
@@ -47,7 +46,7 @@ class _Api:
 class _Spawner:
     sink = None
 
-    def spawn(self, spec, on_exit):
+    def spawn(self, spec, on_exit, on_forked=None):
         raise AssertionError("nothing is started in these tests")
 
     def kill(self, pid, sig, group=False):
@@ -59,16 +58,17 @@ class _Crash(Exception):
 
 
 def _daemon(tmp_path):
+    from pyprocd.daemon.state import StateFile
+    from pyprocd.daemon.survival import Survival
+
     loop = Loop()
-    mgr = ServiceManager(loop, _Spawner())
+    state_file = StateFile(loop, str(tmp_path / "state.json"))
+    mgr = ServiceManager(loop, _Spawner(), recorder=state_file)
     daemon = daemon_main.Daemon(loop, mgr, _Client(), _Api(), lambda m, p=0: None)
-
-    class options:
-        socket = str(tmp_path / "ubus.sock")
-        object = "service"
-
-    life = _Life(str(tmp_path / "state.json"))
-    attach(daemon, life, options)
+    life = _Life(state_file.path)
+    survival = Survival(loop, mgr, life, sink=None, log=lambda m, p=0: None,
+                        state_file=state_file, is_stopping=lambda: daemon.stopping)
+    daemon.attach_survival(survival, life)
     return daemon, mgr, life
 
 
@@ -107,3 +107,84 @@ def test_clean_shutdown_forgets_the_state(tmp_path):
     assert daemon.run() == 0
     assert not os.path.exists(tmp_path / "state.json")
     assert life.finished
+
+
+def _children_of(pid):
+    from tests.lifecycle.lifecycle_helpers import descendants
+
+    return descendants(pid)
+
+
+def _runs_sleep(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().startswith(b"sleep\0")
+    except OSError:
+        return False
+
+
+def _send_without_reply(mini, method, msg):
+    import json
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(mini.control)
+    sock.sendall(json.dumps({"method": method, "msg": msg}).encode() + b"\n")
+    return sock
+
+
+def test_sigkill_during_a_big_set_leaves_nothing_unsupervised(procs, tmp_path):
+    from tests.lifecycle.lifecycle_helpers import Mini, alive, wait_for
+
+    count = 200
+    mini = Mini(procs, tmp_path)
+    old = mini.start()
+    service = {"name": "many", "instances": {
+        f"i{n:03d}": {"command": ["sleep", "1000"]} for n in range(count)}}
+    sock = _send_without_reply(mini, "set", service)
+    # Die in the middle of the set: some instances started, not all.
+    wait_for(lambda: len(_children_of(old)) >= 40, what="the set under way")
+    os.kill(old, 9)
+    procs.reap(old)
+    sock.close()
+    orphans = _children_of(os.getpid()) - {old}
+    for pid in orphans:
+        procs.track(pid)
+    assert 40 <= len(orphans) < count  # really half-way
+    mini.start()
+
+    def supervised():
+        listed = {i.get("pid") for i in mini.instances("many").values()}
+        return all(pid in listed or not alive(pid) for pid in orphans)
+
+    # Every process the killed daemon started is supervised again or gone.
+    wait_for(supervised, what="no unsupervised process left")
+    assert os.waitstatus_to_exitcode(mini.stop()) == 0
+    for pid in orphans:
+        wait_for(lambda pid=pid: not alive(pid), what=f"pid {pid} stopped")
+
+
+def test_respawn_just_before_a_crash_is_not_started_twice(procs, tmp_path):
+    from tests.lifecycle.lifecycle_helpers import Mini, alive, wait_for
+
+    mini = Mini(procs, tmp_path)
+    daemon = mini.start()
+    assert mini.call("set", {"name": "r", "instances": {
+        "i": {"command": ["sleep", "1000"], "respawn": ["3600", "0", "5"]}}})[0] == 0
+    first = wait_for(lambda: mini.pids("r")["i"], what="instance running")
+    procs.track(first)
+    wait_for(lambda: f'"pid":{first},' in (mini.state.read_text() or ""), what="state file")
+    os.kill(first, 9)
+    # The daemon respawns at once; it dies before its debounced state write.
+    second = wait_for(lambda: next((p for p in _children_of(daemon) - {first}
+                                    if _runs_sleep(p)), None),
+                      what="the respawned process")
+    os.kill(daemon, 9)
+    procs.reap(daemon)
+    procs.track(second)
+    mini.start()
+    assert mini.pids("r")["i"] == second  # taken back, not started a second time
+    assert alive(second)
+    assert _children_of(mini.pid) == set()  # nothing else started for it
+    assert os.waitstatus_to_exitcode(mini.stop()) == 0
+    wait_for(lambda: not alive(second), what="instance stopped")

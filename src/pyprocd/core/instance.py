@@ -117,7 +117,7 @@ class Instance:
         self.restart = self.halt = False
         self._cancel("respawn_timer")
         try:
-            proc = self.manager.spawner.spawn(spec, self._exited)
+            proc = self.manager.spawner.spawn(spec, self._exited, self._forked)
         except SpawnError as e:
             self.spawn_error = str(e)
             self.failed = True
@@ -132,6 +132,10 @@ class Instance:
             self.manager.write_pidfile(spec.pidfile, self.pid)
         self._arm_watchdog()
         self.manager.instance_event("instance.start", self)
+
+    def _forked(self, proc):
+        # On record before the process may run, and so before the next spawn.
+        self.manager.instance_spawned(self, proc)
 
     def respawn_start(self):
         self.respawn_timer = None
@@ -201,6 +205,7 @@ class Instance:
         pid = self.pid
         runtime = self.manager.loop.time() - self.start_time
         self.exit_code, sig = exit_code_of(status)
+        self.manager.instance_exited(self, pid, status)
         self.pid = 0
         self.proc = None
         self._cancel("kill_timer", "watchdog_timer", "respawn_timer")
@@ -249,6 +254,7 @@ class Instance:
                       f"from {self.spec.pidfile}")
             self.proc = spawner.adopt_child(new_pid, self._exited)
             self.pid = new_pid
+            self.manager.instance_spawned(self, self.proc)
             if stopping:
                 self._terminate()
 

@@ -55,7 +55,8 @@ class Service:
 
 class ServiceManager:
     def __init__(self, loop, spawner=None, *, notify=None, log=None, facts=None,
-                 respawn_defaults=DEFAULT_RESPAWN, initd_dir=None):
+                 respawn_defaults=DEFAULT_RESPAWN, initd_dir=None, recorder=None,
+                 triggers=None):
         self.loop = loop
         self.spawner = spawner
         self.notify = notify or (lambda type_, payload: None)
@@ -63,8 +64,11 @@ class ServiceManager:
         self.facts = facts or Facts()
         self.respawn_defaults = tuple(respawn_defaults)
         self.initd_dir = initd_dir
-        self.triggers = None  # the trigger engine, when one is plugged in
-        self.on_state_change = None  # called after changes the crash-survival state shows
+        self.triggers = triggers  # the trigger engine, if any
+        # Crash survival (the daemon's state file), told of every change the
+        # state shows: changed(); spawned(service, instance, pid, proc) and
+        # exited(service, instance, pid, status) before anything else happens.
+        self.recorder = recorder if recorder is not None else _NoRecorder()
         self._all_stopped = None  # stop_all()'s callback while it waits
         self.services = {}
         self._running_queue = []
@@ -556,8 +560,13 @@ class ServiceManager:
     def _state_changed(self):
         """Something export_state() shows may have changed: the daemon debounces
         this into one state-file write."""
-        if self.on_state_change is not None:
-            self.on_state_change()
+        self.recorder.changed()
+
+    def instance_spawned(self, inst, proc):
+        self.recorder.spawned(inst.service.name, inst.name, proc.pid, proc)
+
+    def instance_exited(self, inst, pid, status):
+        self.recorder.exited(inst.service.name, inst.name, pid, status)
 
     def export_state(self, describe_proc=None):
         from pyprocd.core import snapshot
@@ -569,6 +578,19 @@ class ServiceManager:
 
         return snapshot.import_state(self, state, adopt)
 
+
+
+class _NoRecorder:
+    """No crash survival: nothing to record."""
+
+    def changed(self):
+        pass
+
+    def spawned(self, service, instance, pid, proc):
+        pass
+
+    def exited(self, service, instance, pid, status):
+        pass
 
 
 def _valid_validator(v):

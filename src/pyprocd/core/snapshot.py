@@ -120,7 +120,8 @@ def _revive_process(mgr, inst, entry, adopt, counts):
         # Died while no daemon watched it: status unknown, rules still apply.
         counts[1] += 1
         inst.start_time = mgr.loop.time() - entry["runtime"]
-        mgr.loop.call_soon(inst._exited, None, None)
+        # The journal may know how it ended; else the status is unknown.
+        mgr.loop.call_soon(inst._exited, entry.get("exit_status"), None)
         return
     counts[0] += 1
     inst.proc, elapsed = found

@@ -233,6 +233,16 @@ class Lifecycle:
         if info:
             self.pidfile = Pidfile.adopt(info["path"], info["fd"])
 
+    def instance_environment(self):
+        """The environment instances and scripts get: the block this daemon was
+        started with (not os.environ: CPython edits that), without the
+        re-exec hand-over's fd number."""
+        from pyprocd.process.spawn import original_environment
+
+        env = original_environment()
+        env.pop(REEXEC_ENV.encode(), None)
+        return env
+
     def _take_pidfile(self):
         if self.opts.pidfile is None:
             return

@@ -29,6 +29,8 @@ OPTIONS = {
     # issue 4 (UCI): pyprocd's own configuration <confdir>/pyprocd; what the
     # command line gives explicitly wins over it
     "--confdir": ("confdir", "/etc/config", "UCI config directory (settings and declared services)"),
+    # procd runs `<initd-dir>/<service> running` after a `set` with instances
+    "--initd-dir": ("initd_dir", "/etc/init.d", "init scripts, for their `running` callback"),
 }
 SHORT = {"-s": "--socket"}
 
@@ -97,7 +99,9 @@ class Daemon:
         self.log = log
         self.on_ready = None
         self._closers = list(closers)
-        self._stopping = False
+        self._survival = None
+        self._life = None
+        self.stopping = False
         # True only once stop_all() saw every instance gone: the one exit
         # after which there is nothing for a successor to take back.
         self.stopped_cleanly = False
@@ -105,6 +109,9 @@ class Daemon:
         self.exit_code = 0
 
     def run(self):
+        if self._survival is not None:
+            self._survival.restore()
+            self._survival.install()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.shutdown)
         # SIGHUP keeps the disposition we inherited (procd under nohup: ignored,
@@ -132,12 +139,21 @@ class Daemon:
             self._published_once = True
             if self.on_ready is not None:
                 self.on_ready()
+            if self._life is not None:
+                self._life.notify_ready()
+
+    def attach_survival(self, survival, life):
+        """Crash survival and live re-exec (`survival`), readiness and the
+        pidfile (`life`); run() takes back what the previous daemon ran
+        before anything is served."""
+        self._survival = survival
+        self._life = life
 
     def shutdown(self, signum=None):
         """Stop all instances, then leave the loop (a second signal does not hurry it)."""
-        if self._stopping:
+        if self.stopping:
             return
-        self._stopping = True
+        self.stopping = True
         self.log("stopping all instances")
         self.manager.stop_all(self._all_stopped)
         self.loop.call_later(STOP_GRACE, self.loop.stop)
@@ -148,6 +164,15 @@ class Daemon:
 
     def close(self):
         self.client.close()
+        # Only a shutdown that stopped everything forgets the state. After a
+        # crash (an exception unwinding run()) the next daemon needs it, also
+        # when nothing ran: stopped, failed and waiting-to-respawn instances
+        # are state too.
+        if self.stopped_cleanly:
+            if self._survival is not None:
+                self._survival.finish()
+            if self._life is not None:
+                self._life.finish()
         for close in self._closers:
             close()
         self.loop.close()
@@ -195,32 +220,57 @@ def host_facts():
     return HostFacts()
 
 
-def build_daemon(options):
+def build_daemon(options, life=None):
+    """The composition root: every part built here and wired by constructor
+    arguments (the state file is the manager's recorder, the manager gets the
+    trigger engine, ...). Returns the Daemon, not yet running."""
     from pyprocd.api.service import ServiceApi
     from pyprocd.bus.client import UbusClient
     from pyprocd.core.manager import ServiceManager
+    from pyprocd.core.triggers import TriggerEngine
     from pyprocd.daemon import settings as uci_settings
+    from pyprocd.daemon.state import StateFile
+    from pyprocd.daemon.survival import Survival
     from pyprocd.loop import Loop
     from pyprocd.process.logsink import DaemonLog, SyslogSink
     from pyprocd.process.spawn import Spawner
 
+    if life is None:  # built only (tests, measurements): no state file
+        from pyprocd.daemon import lifecycle
+
+        life = lifecycle.Lifecycle(lifecycle.Options())
+        life.opts.state_file = None
     # issue 4 (UCI): settings fill the options the command line did not give
     uci_settings.fill_options(options, {"socket": DEFAULT_SOCKET, "object": "service",
                                         "syslog": DEFAULT_SYSLOG})
     loop = Loop()
     sink = SyslogSink(options.syslog)
     log = DaemonLog(sink=sink)
-    spawner = Spawner(loop, sink, log=log)
+    env = life.instance_environment()
+    spawner = Spawner(loop, sink, base_env=env, log=log)
     spawner.subreaper = become_subreaper(log)
     loop.on_orphan_reaped = lambda pid, status: log(
         f"reaped orphaned process {pid} (status {status})", LOG_DEBUG)
-    manager = ServiceManager(loop, spawner, log=log, facts=host_facts())
+    # Which daemon this is: a state file written by another one (a test run,
+    # a second daemon on a host) is never taken over.
+    identity = f"{options.socket} {options.object}"
+    state_path = life.opts.state_file
+    state_file = (StateFile(loop, state_path, log=lambda m: log(m, LOG_WARNING),
+                            identity=identity) if state_path else None)
+    triggers = TriggerEngine(loop, log=log, env=env)
+    manager = ServiceManager(loop, spawner, log=log, recorder=state_file, triggers=triggers,
+                             facts=host_facts(),
+                             respawn_defaults=options.respawn_defaults,
+                             initd_dir=options.initd_dir)
     client = UbusClient(loop, options.socket, log=log)
     api = ServiceApi(client, manager, options.object, log=log)
     daemon = Daemon(loop, manager, client, api, log, closers=[sink.close])
-    # issue 4 (UCI, triggers): trigger engine, `watch`, declared services
-    uci_settings.attach(loop, manager, options.confdir, log, options.respawn_defaults)
-    uci_settings.attach_bus(client, manager.triggers)
+    survival = Survival(loop, manager, life, sink=sink, log=log, state_file=state_file,
+                        is_stopping=lambda: daemon.stopping, before_exec=[client.close])
+    daemon.attach_survival(survival, life)
+    # issue 4 (UCI, triggers): `watch`, declared services
+    uci_settings.attach(loop, manager, options.confdir, log)
+    uci_settings.attach_bus(client, triggers)
     return daemon
 
 
@@ -241,12 +291,7 @@ def main(argv=None):
     # a usage error still reaches the caller: stderr is attached until ready,
     # and --detach exits with the daemon's code.
     options = parse_args(argv)
-    for name in ("socket", "syslog", "confdir"):  # relative to where we were started
+    for name in ("socket", "syslog", "confdir", "initd_dir"):  # relative to where we were started
         if getattr(options, name, None):
             setattr(options, name, os.path.join(started_in, getattr(options, name)))
-    daemon = build_daemon(options)
-    # issue 6: crash survival, live re-exec, revive, readiness for --detach
-    from pyprocd.daemon.survival import attach as attach_lifecycle
-
-    attach_lifecycle(daemon, life, options)
-    return daemon.run()
+    return build_daemon(options, life).run()

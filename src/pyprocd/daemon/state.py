@@ -201,48 +201,107 @@ class StateLock:
 
 
 class StateFile:
-    """Keeps `path` in step with `snapshot()`, one debounced write per burst.
+    """Keeps `path` in step with the manager: the manager's recorder.
 
-    snapshot() -> JSON-able dict (the manager's export_state()). Call
-    `changed()` whenever something that snapshot() shows may have changed:
-    it is cheap (at most one timer armed at a time).
+    Two parts, so that nothing the daemon did is lost in a crash and yet a
+    burst costs little:
+
+    * the snapshot (`path`): the whole export, one debounced write per burst
+      of changes (`changed()`), atomic (temporary file + rename);
+    * the journal (`path.journal`): one appended line per process started or
+      exited (`spawned()`, `exited()`), written before the daemon does
+      anything else, so a crash between two spawns of a big `set` still
+      names every process. Each line has a sequence number; the snapshot
+      says up to which number it covers, and a snapshot write empties the
+      journal.
+
+    Inactive (every call a no-op) until `start(export)`: export() -> the
+    manager's JSON-able state (its export_state()).
     """
 
-    def __init__(self, loop, path, snapshot, log=None, debounce=DEBOUNCE, identity=""):
+    def __init__(self, loop, path, log=None, debounce=DEBOUNCE, identity=""):
         self.loop = loop
         self.path = path
-        self.snapshot = snapshot
+        self.journal_path = f"{path}.journal"
         self.log = log
         self.debounce = debounce
         self.identity = identity
         self.writes = 0
         self.last_write_s = 0.0
+        self._export = None
+        self._journal_fd = None
+        self._seq = 0  # journal lines written by this daemon
         self._timer = None
         self._failed = False
 
+    @property
+    def active(self):
+        return self._export is not None
+
+    def start(self, export):
+        """Begin recording: open the journal, write a full snapshot."""
+        self._export = export
+        try:
+            self._journal_fd = os.open(
+                self.journal_path,
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            self._complain(f"cannot open {self.journal_path}: {e.strerror}")
+        self.flush()
+
     def changed(self, *_ignored):
-        if self._timer is None:
+        if self._export is not None and self._timer is None:
             # A write of 1000 instances takes ~30 ms here: wait at least ten
             # times the last write so writing never takes over 10% of the CPU.
             delay = max(self.debounce, 10 * self.last_write_s)
             self._timer = self.loop.call_later(delay, self.flush)
 
+    def spawned(self, service, instance, pid, proc):
+        self._journal(["spawn", service, instance, pid, describe_for_file(proc)])
+
+    def exited(self, service, instance, pid, status):
+        self._journal(["exit", service, instance, pid, status])
+
+    def _journal(self, record):
+        if self._export is None:
+            return
+        self.changed()
+        if self._journal_fd is None:
+            return
+        self._seq += 1
+        record.append(self._seq)
+        try:
+            os.write(self._journal_fd, encode(record) + b"\n")
+        except OSError as e:
+            self._complain(f"cannot write {self.journal_path}: {e.strerror}")
+
+    def _complain(self, message):
+        if not self._failed and self.log:  # say it once, not per change
+            self.log(message)
+        self._failed = True
+
     def flush(self):
-        """Write now (also used right before a clean exit or an exec)."""
+        """Write the snapshot now (also used right before a clean exit or an exec)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._export is None:
+            return
         started = self.loop.time()
         state = {"version": STATE_VERSION, "daemon_pid": os.getpid(),
-                 "identity": self.identity, "manager": self.snapshot()}
+                 "identity": self.identity, "journal_seq": self._seq,
+                 "manager": self._export()}
         try:
             write_atomic(self.path, encode(state))
             self.last_write_s = self.loop.time() - started
         except OSError as e:
-            if not self._failed and self.log:  # say it once, not per change
-                self.log(f"cannot write state file {self.path}: {e.strerror}")
-            self._failed = True
+            self._complain(f"cannot write state file {self.path}: {e.strerror}")
             return
+        if self._journal_fd is not None:
+            try:
+                os.ftruncate(self._journal_fd, 0)  # all in the snapshot now
+            except OSError:
+                pass  # harmless: its lines are older than journal_seq
         self._failed = False
         self.writes += 1
 
@@ -251,7 +310,91 @@ class StateFile:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._export = None
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+        for path in (self.path, self.journal_path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def load_journal(path, after_seq):
+    """Journal records newer than the snapshot (seq > after_seq), oldest first.
+
+    A torn last line (a crash in the middle of the write) is skipped."""
+    import json  # only when taking over after a crash
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    records = []
+    for line in data.split(b"\n"):
         try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if (type(record) is list and len(record) == 6 and record[0] in ("spawn", "exit")
+                and type(record[5]) is int and record[5] > after_seq):
+            records.append(record)
+    return records
+
+
+def apply_journal(manager_state, records):
+    """Bring a loaded snapshot up to date with the journal, in place.
+
+    Returns [(pid, proc description)] of processes started for instances
+    the snapshot does not know (a `set` the crash interrupted): nobody
+    supervises them, the caller stops them.
+    """
+    unknown = []
+    entries = {}
+    for svc in manager_state.get("services", ()):
+        for entry in list(svc.get("instances", ())) + list(svc.get("stopping", ())):
+            entries[(svc.get("name"), entry.get("name"))] = entry
+    for kind, service, instance, pid, detail, _seq in records:
+        entry = entries.get((service, instance))
+        if kind == "spawn":
+            if entry is None:
+                unknown.append((pid, detail))
+                continue
+            entry.update(pid=pid, proc=detail, runtime=0, halt=False, restart=False,
+                         failed=False)
+            entry.pop("respawn_in", None)
+            entry.pop("exit_status", None)
+        elif entry is not None and entry.get("pid") == pid:
+            entry["exit_status"] = detail  # the real status: the exit rules apply
+    return unknown
+
+
+def describe_for_file(proc):
+    """What a restarted daemon needs to re-attach a process: its start time
+    and its log pipes (by inode: they are reopened through /proc/<pid>/fd)."""
+    from pyprocd.common import LOG_ERR
+
+    pipes = []
+    for lg in proc.loggers:
+        if lg.fd is None:
+            continue
+        ino = getattr(lg, "pipe_ino", None)
+        if ino is None:
+            try:
+                ino = lg.pipe_ino = os.fstat(lg.fd).st_ino
+            except OSError:
+                continue
+        # The spawner logs the child's stdout at LOG_INFO, stderr at LOG_ERR.
+        child_fd = 2 if lg.priority & 7 == LOG_ERR else 1
+        pipes.append({"child_fd": child_fd, "ino": ino, "ident": lg.ident,
+                      "priority": lg.priority})
+    return {"start": start_ticks(proc), "pipes": pipes}
+
+
+def start_ticks(proc):
+    ticks = getattr(proc, "start_ticks", None)
+    if ticks is None:
+        ticks = proc.start_ticks = proc_start_time(proc.pid, zombie_ok=True)
+    return ticks

@@ -1,8 +1,11 @@
 """Taking back running instances: after a crash (state file) or a live re-exec.
 
-The daemon main wires it up once the manager exists (see `Survival`):
+The composition root (main.build_daemon) wires it, the state file being
+the manager's recorder:
 
-    survival = Survival(loop, mgr, life, sink=sink, log=log)
+    state_file = StateFile(loop, path, identity=...)
+    mgr = ServiceManager(loop, host, recorder=state_file, ...)
+    survival = Survival(loop, mgr, life, sink=sink, log=log, state_file=state_file)
     survival.restore()        # before serving requests: adopt what runs
     survival.install()        # signals, the `reexec` method, state-file writes
     ...
@@ -20,6 +23,7 @@ import _signal as signal  # C module: `signal` would import enum (~0.8 MB for th
 import os
 
 from pyprocd.common import LOG_ERR, LOG_NOTICE, LOG_WARNING
+from pyprocd.core.spec import DEFAULT_TERM_TIMEOUT
 from pyprocd.core import status as st
 from pyprocd.daemon import reexec, state
 from pyprocd.daemon.lifecycle import REEXEC_ENV
@@ -32,27 +36,26 @@ REEXEC_REPLY_DELAY = 0.05
 
 
 class Survival:
-    def __init__(self, loop, mgr, life, *, sink, log, state_path=None, identity=""):
+    def __init__(self, loop, mgr, life, *, sink, log, state_file=None,
+                 is_stopping=lambda: False, before_exec=(), extra_handover=None):
+        """state_file: the StateFile that is also mgr's recorder (None: no
+        crash survival, re-exec only)."""
         self.loop = loop
         self.mgr = mgr
         self.life = life
         self.sink = sink
         self.log = log
-        self.state_path = state_path if state_path is not None else life.opts.state_file
+        self.state_file = state_file
+        self.state_path = state_file.path if state_file is not None else None
         # Which daemon this is (e.g. its ubus socket and object name): a state
         # file written by another daemon (a test run, a second instance on a
         # host) is never taken over.
-        self.identity = identity
+        self.identity = state_file.identity if state_file is not None else ""
         self._lock = None
-        # After a re-exec our environment block names the handed-over fd:
-        # instances must not inherit that (the spawner copies the block).
-        base_env = getattr(mgr.spawner, "base_env", None)
-        if base_env is not None:
-            base_env.pop(REEXEC_ENV.encode(), None)
-        self.state_file = None
-        self.before_exec = []  # callables run right before exec (flush the bus, ...)
-        self.is_stopping = lambda: False  # main: True once the daemon shuts down
-        self.extra_handover = {}  # name -> callable() -> JSON-able, handed to the new image
+        self.before_exec = list(before_exec)  # callables run right before exec (close the bus, ...)
+        self.is_stopping = is_stopping  # True once the daemon shuts down: no re-exec then
+        # name -> callable() -> JSON-able, handed to the new image
+        self.extra_handover = dict(extra_handover or {})
         self._reexec_timer = None
 
     # -- taking back ---------------------------------------------------------
@@ -92,12 +95,15 @@ class Survival:
             self.log(f"ignoring crash-survival state {self.state_path}: written by another "
                      f"daemon ({saved.get('identity')!r})", LOG_WARNING)
             return (0, 0)
+        journal = state.load_journal(f"{self.state_path}.journal", saved.get("journal_seq", 0))
         try:
+            unknown = state.apply_journal(saved["manager"], journal)
             counts = self.mgr.import_state(saved["manager"], self._adopt_foreign)
         except (ValueError, KeyError, TypeError) as e:
             self._forget_partial_import()
             self.log(f"ignoring crash-survival state {self.state_path}: {e!r}", LOG_ERR)
             return (0, 0)
+        self._stop_unknown(unknown)
         self.log(f"took back {counts[0]} running instances after a daemon restart "
                  f"({counts[1]} died meanwhile)", LOG_NOTICE)
         return counts
@@ -113,6 +119,30 @@ class Survival:
                     if timer is not None:
                         timer.cancel()
         self.mgr.services.clear()
+
+    def _stop_unknown(self, unknown):
+        """Processes the crashed daemon started for a change it never got to
+        record (a `set` cut short): the change is lost, so are they. Stopped
+        like an instance: SIGTERM, SIGKILL after the default term timeout."""
+        stopped = 0
+        for pid, detail in unknown:
+            start = (detail or {}).get("start") if type(detail) is dict else None
+            if type(pid) is not int or not state.is_same_process(pid, start):
+                continue
+            self.loop.watch_child(pid, lambda p, status: None)
+            if not state.is_same_process(pid, start):  # pinned by the pidfd: re-check
+                self.loop.unwatch_child(pid)
+                continue
+            _kill_leader(pid, signal.SIGTERM)
+            self.loop.call_later(DEFAULT_TERM_TIMEOUT, self._kill_if_left, pid, start)
+            stopped += 1
+        if stopped:
+            self.log(f"stopping {stopped} processes started for a change the crashed "
+                     "daemon did not record", LOG_WARNING)
+
+    def _kill_if_left(self, pid, start):
+        if state.is_same_process(pid, start):
+            _kill_leader(pid, signal.SIGKILL)
 
     def _claim_state_file(self):
         """Lock the state file for our life; on failure run without one."""
@@ -191,46 +221,18 @@ class Survival:
 
     # -- describing processes for the state ----------------------------------------
 
-    @staticmethod
-    def _start_ticks(proc):
-        ticks = getattr(proc, "start_ticks", None)
-        if ticks is None:
-            ticks = proc.start_ticks = state.proc_start_time(proc.pid, zombie_ok=True)
-        return ticks
-
-    def _describe_for_file(self, proc):
-        pipes = []
-        for lg in proc.loggers:
-            if lg.fd is None:
-                continue
-            ino = getattr(lg, "pipe_ino", None)
-            if ino is None:
-                try:
-                    ino = lg.pipe_ino = os.fstat(lg.fd).st_ino
-                except OSError:
-                    continue
-            # The spawner logs the child's stdout at LOG_INFO, stderr at LOG_ERR.
-            child_fd = 2 if lg.priority & 7 == LOG_ERR else 1
-            pipes.append({"child_fd": child_fd, "ino": ino, "ident": lg.ident,
-                          "priority": lg.priority})
-        return {"start": self._start_ticks(proc), "pipes": pipes}
-
     def _describe_for_exec(self, proc):
         logs = [{"fd": lg.fd, "ident": lg.ident, "priority": lg.priority,
                  "buffer": lg.buffer.decode("latin-1")}
                 for lg in proc.loggers if lg.fd is not None]
-        return {"start": self._start_ticks(proc), "logs": logs}
+        return {"start": state.start_ticks(proc), "logs": logs}
 
     # -- running ---------------------------------------------------------------
 
     def install(self):
-        if self.state_path and (self._lock is not None or self._claim_state_file()):
-            self.state_file = state.StateFile(
-                self.loop, self.state_path,
-                lambda: self.mgr.export_state(self._describe_for_file),
-                log=lambda m: self.log(m, LOG_WARNING), identity=self.identity)
-            self.mgr.on_state_change = self.state_file.changed
-            self.state_file.flush()
+        if (self.state_file is not None and self.state_path
+                and (self._lock is not None or self._claim_state_file())):
+            self.state_file.start(lambda: self.mgr.export_state(state.describe_for_file))
         self.loop.add_signal_handler(signal.SIGUSR1, lambda s: self.log_dump())
         self.loop.add_signal_handler(signal.SIGUSR2, lambda s: self.mgr.call("revive", {}))
         self.loop.add_signal_handler(REEXEC_SIGNAL, lambda s: self.request_reexec(0))
@@ -284,9 +286,7 @@ class Survival:
     def finish(self):
         """Clean shutdown: every instance was stopped, nothing to take back."""
         if self.state_file is not None:
-            self.mgr.on_state_change = None
             self.state_file.remove()
-            self.state_file = None
         if self._lock is not None:
             self._lock.release(remove=True)
             self._lock = None
@@ -322,43 +322,17 @@ def dump_lines(mgr):
     return lines
 
 
+def _kill_leader(pid, sig):
+    """Signal pid, and its process group when it leads one (group_kill
+    instances start a session of their own)."""
+    try:
+        os.kill(-pid if os.getpgid(pid) == pid else pid, sig)
+    except OSError:
+        pass
+
+
 def _close_quietly(fd):
     try:
         os.close(fd)
     except OSError:
         pass
-
-
-# -- daemon main hook -----------------------------------------------------------------
-
-
-def attach(daemon, life, options):
-    """Wire crash survival, re-exec, revive and readiness into a built daemon
-    (pyprocd.daemon.main.Daemon). Call before daemon.run()."""
-    survival = Survival(daemon.loop, daemon.manager, life, sink=daemon.manager.spawner.sink,
-                        log=daemon.log, identity=f"{options.socket} {options.object}")
-    survival.restore()
-    survival.install()
-    # The new image connects and registers the object again.
-    survival.before_exec.append(daemon.client.close)
-    survival.is_stopping = lambda: daemon._stopping
-    previous = daemon.on_ready
-
-    def ready():
-        if previous is not None:
-            previous()
-        life.notify_ready()
-
-    daemon.on_ready = ready
-
-    def closing():
-        # Only a shutdown that stopped everything forgets the state. After a
-        # crash (an exception unwinding run()) the next daemon needs it, also
-        # when nothing ran: stopped, failed and waiting-to-respawn instances
-        # are state too.
-        if daemon.stopped_cleanly:
-            survival.finish()
-            life.finish()
-
-    daemon._closers.append(closing)
-    return survival

@@ -19,6 +19,7 @@ from pyprocd.process.logsink import PipeLogger, instance_ident
 from pyprocd.process.procfs import proc_uid, start_ticks
 
 EXEC_FAILED = 127
+GO = b"g"  # parent -> child: recorded, go ahead
 DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Python ignores these at start-up; an exec'd program must get the defaults.
@@ -192,11 +193,13 @@ def _switch_identity(plan):
         raise OSError(f"identity switch to uid {uid} gid {gid} did not take effect")
 
 
-def _child(plan, stdout_fd, stderr_fd, err_w):
+def _child(plan, stdout_fd, stderr_fd, err_w, go=None):
     """In the forked child: set up and exec. Never returns."""
     stage = "signals"
     try:
         child_signal_defaults(plan.reset_signals, plan.signal_mask)
+        if go is not None:
+            _wait_for_go(*go)
         stage = "setup"
         if plan.new_session:
             stage = "setsid"
@@ -233,6 +236,27 @@ def _child(plan, stdout_fd, stderr_fd, err_w):
         except BaseException:  # noqa: BLE001
             pass
     os._exit(EXEC_FAILED)
+
+
+def _wait_for_go(go_r, go_w):
+    """Run on only once the daemon recorded this process. If the daemon dies
+    first (the pipe closes without a byte), nobody would supervise it: exit."""
+    try:
+        os.close(go_w)  # or our own copy would keep the pipe open
+        if os.read(go_r, 1) == GO:
+            os.close(go_r)
+            return
+    except BaseException:  # noqa: BLE001 - the child must never return into the daemon
+        pass
+    os._exit(EXEC_FAILED)
+
+
+def _release(go_w):
+    try:
+        os.write(go_w, GO)
+    except OSError:
+        pass  # the child is gone already: its exit is reported as usual
+    os.close(go_w)
 
 
 class Running:
@@ -290,7 +314,10 @@ class Spawner:
         opened += (r, w)
         return r, w
 
-    def spawn(self, spec, on_exit):
+    def spawn(self, spec, on_exit, on_forked=None):
+        """on_forked(running), if given, runs after the fork and before the
+        child may go on to exec: a daemon killed before it returns leaves no
+        process behind (the child sees the pipe close and exits)."""
         plan = self._plan(spec)
         fds = []   # every pipe end opened so far, closed on any failure
         stage = "pipe"
@@ -298,6 +325,7 @@ class Spawner:
             out_r, out_w = self._pipe(spec.stdout, fds)
             err_r_log, err_w_log = self._pipe(spec.stderr, fds)
             err_r, err_w = self._pipe(True, fds)
+            go_r, go_w = self._pipe(on_forked is not None, fds)
             stage = "fork"
             pid, plan.signal_mask = fork_signals_blocked()
         except OSError as e:
@@ -305,10 +333,17 @@ class Spawner:
                 os.close(fd)
             raise SpawnError(f"{stage} failed: {e.strerror or e}") from None
         if pid == 0:
-            _child(plan, out_w, err_w_log, err_w)
-        for fd in (out_w, err_w_log, err_w):
+            _child(plan, out_w, err_w_log, err_w, (go_r, go_w) if go_w is not None else None)
+        for fd in (out_w, err_w_log, err_w, go_r):
             if fd is not None:
                 os.close(fd)
+        try:
+            return self._started(spec, pid, err_r, out_r, err_r_log, on_exit, on_forked)
+        finally:
+            if go_w is not None:
+                _release(go_w)
+
+    def _started(self, spec, pid, err_r, out_r, err_r_log, on_exit, on_forked):
         running = Running(pid, err_r, spec.uid or None)
         if spec.pidfile:
             running.start_ticks = start_ticks(pid)
@@ -320,6 +355,8 @@ class Spawner:
         os.set_blocking(err_r, False)
         self.loop.add_reader(err_r, lambda: self._read_exec_error(running))
         self.loop.watch_child(pid, lambda p, status: self._exited(running, status, on_exit))
+        if on_forked is not None:
+            on_forked(running)
         return running
 
     def _read_exec_error(self, running):
