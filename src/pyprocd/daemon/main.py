@@ -257,7 +257,9 @@ def build_daemon(options, life=None):
     state_path = life.opts.state_file
     state_file = (StateFile(loop, state_path, log=lambda m: log(m, LOG_WARNING),
                             identity=identity) if state_path else None)
-    triggers = TriggerEngine(loop, log=log, env=env)
+    # Trigger scripts start like instances: our start-up environment, default
+    # signal dispositions.
+    triggers = TriggerEngine(loop, log=log, env=env, spawn=spawner.start_script)
     manager = ServiceManager(loop, spawner, log=log, recorder=state_file, triggers=triggers,
                              facts=host_facts(),
                              respawn_defaults=options.respawn_defaults,
