@@ -32,14 +32,14 @@ class SyslogReader:
 
 
 class Supervisor:
-    def __init__(self, tmp_path, **kwargs):
+    def __init__(self, tmp_path, spawner_options=None, **kwargs):
         self.loop = Loop()
         self.loop.strict = True
         self.syslog = SyslogReader(str(tmp_path / "log.sock"))
         self.sink = SyslogSink(self.syslog.path)
         self.log = DaemonLog(keep=10000, sink=None)
         self.log.sink = _Quiet()
-        self.spawner = Spawner(self.loop, self.sink, log=self.log)
+        self.spawner = Spawner(self.loop, self.sink, log=self.log, **(spawner_options or {}))
         self.mgr = ServiceManager(self.loop, self.spawner, log=self.log, **kwargs)
         self.notifications = []
         self.mgr.notify = lambda t, p: self.notifications.append((t, p))

@@ -287,3 +287,75 @@ def test_out_of_file_descriptors_is_an_instance_error_not_a_crash(sup):
     assert sup.call("delete", {"name": "many"})[0] == 0
     assert sup.wait(lambda: not sup.mgr.services)
     assert _open_fds() <= before, (running, before, _open_fds())
+
+
+# -- procd's environment and group facts for a child (procd service/instance.c) ----------
+
+def proc_environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        entries = [e for e in f.read().split(b"\0") if e]
+    return [e.decode(errors="replace") for e in entries]
+
+
+def env_values(pid, key):
+    return [e.partition("=")[2] for e in proc_environ(pid) if e.partition("=")[0] == key]
+
+
+@pytest.fixture
+def setlbf_sup(tmp_path):
+    library = tmp_path / "libsetlbf.so"   # stands in for /lib/libsetlbf.so (never written)
+    library.write_bytes(b"")
+    s = Supervisor(tmp_path, spawner_options={"setlbf": str(library)})
+    yield s, str(library)
+    s.close()
+
+
+def test_captured_stdout_gets_libsetlbf_preloaded(setlbf_sup):
+    sup, library = setlbf_sup
+    inst = start(sup, {"command": ["/bin/sleep", "1000"], "stdout": True})
+    assert env_values(inst.pid, "LD_PRELOAD") == [library]
+    plain = start(sup, {"command": ["/bin/sleep", "1000"]}, name="plain")
+    assert env_values(plain.pid, "LD_PRELOAD") == []
+
+
+def test_libsetlbf_is_chained_with_the_instances_own_preload(setlbf_sup):
+    sup, library = setlbf_sup
+    inst = start(sup, {"command": ["/bin/sleep", "1000"], "stdout": True,
+                       "env": {"LD_PRELOAD": "/nonexistent/own.so"}})
+    # exactly one entry: glibc's loader takes the last duplicate, musl's the first
+    assert env_values(inst.pid, "LD_PRELOAD") == [f"{library}:/nonexistent/own.so"]
+
+
+def test_no_libsetlbf_when_the_library_is_absent(tmp_path):
+    sup = Supervisor(tmp_path, spawner_options={"setlbf": str(tmp_path / "absent.so")})
+    try:
+        inst = start(sup, {"command": ["/bin/sleep", "1000"], "stdout": True})
+        assert env_values(inst.pid, "LD_PRELOAD") == []
+    finally:
+        sup.close()
+
+
+def test_seccomp_without_jail_or_trace_names_its_file_in_the_environment(sup, tmp_path):
+    import json
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}))
+    inst = start(sup, {"command": ["/bin/sleep", "1000"], "seccomp": str(policy)})
+    assert env_values(inst.pid, "SECCOMP_FILE") == [str(policy)]
+    plain = start(sup, {"command": ["/bin/sleep", "1000"]}, name="plain")
+    assert env_values(plain.pid, "SECCOMP_FILE") == []
+
+
+@needs_root
+def test_user_with_group_gets_the_users_own_supplementary_groups(sup):
+    import grp
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    other = next((g for g in grp.getgrall() if g.gr_gid not in (0, nobody.pw_gid)
+                  and "nobody" not in g.gr_mem), None)
+    if other is None:
+        pytest.skip("no group on this host to set besides nobody's own")
+    inst = start(sup, {"command": ["/bin/sleep", "1000"], "user": "nobody", "group": other.gr_name})
+    status = proc_status(inst.pid)
+    expected = set(os.getgrouplist("nobody", nobody.pw_gid))   # initgroups(user, user's gid)
+    assert {int(g) for g in status["Groups"].split()} == expected
+    assert status["Gid"].split()[:2] == [str(other.gr_gid)] * 2

@@ -20,6 +20,8 @@ from pyprocd.process.procfs import proc_uid, start_ticks
 
 EXEC_FAILED = 127
 GO = b"g"  # parent -> child: recorded, go ahead
+# procd preloads this (it makes C stdio line-buffered) for a captured stdout.
+SETLBF = "/lib/libsetlbf.so"
 DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Python ignores these at start-up; an exec'd program must get the defaults.
@@ -55,10 +57,19 @@ def original_environment():
     return env
 
 
-def build_env(base, spec):
+def build_env(base, spec, setlbf=None):
+    """The daemon's start environment, the instance's `env`, then what procd adds:
+    SECCOMP_FILE for a seccomp policy applied without jail or tracer, and the
+    line-buffering preload (`setlbf`, when given) ahead of the instance's own
+    LD_PRELOAD -- chained, where procd overwrites it."""
     env = dict(base)
     for key, value in spec.env:
         env[key.encode()] = value.encode()
+    if spec.seccomp and not spec.jail and not spec.trace:
+        env[b"SECCOMP_FILE"] = spec.seccomp.encode()
+    if setlbf:
+        own = env.get(b"LD_PRELOAD")
+        env[b"LD_PRELOAD"] = os.fsencode(setlbf) + (b":" + own if own else b"")
     return env
 
 
@@ -156,9 +167,9 @@ def tracer_argv(spec):
 class ChildPlan:
     """Everything the child needs, computed in the parent before fork."""
 
-    def __init__(self, spec, base_env, hardening=None):
+    def __init__(self, spec, base_env, hardening=None, setlbf=None):
         self.argv = (tracer_argv(spec) if spec.trace else []) + [a.encode() for a in spec.command]
-        self.env = build_env(base_env, spec)
+        self.env = build_env(base_env, spec, setlbf)
         path = self.env.get(b"PATH", DEFAULT_PATH.encode())
         self.path = path.decode(errors="replace")
         self.nice = spec.nice
@@ -166,10 +177,21 @@ class ChildPlan:
         self.user = spec.user
         self.uid = spec.uid
         self.gid = spec.gid
+        # procd: initgroups(user, the user's primary gid), whatever `group` says
+        self.groups_gid = _primary_gid(spec.user) if spec.user and spec.group else spec.gid
         self.new_session = spec.group_kill
         self.hardening = hardening
         self.reset_signals = signals_to_reset()
         self.signal_mask = ()  # the daemon's mask, restored in the child (set at fork)
+
+
+def _primary_gid(user):
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_gid
+    except (KeyError, UnicodeEncodeError, ValueError):
+        raise OSError(f"user '{user}' not found") from None
 
 
 def _switch_identity(plan):
@@ -178,7 +200,7 @@ def _switch_identity(plan):
     if uid == os.getuid() and gid == os.getgid() and uid != 0:
         return  # unprivileged daemon running its own user's service: nothing to switch
     if plan.user is not None and uid != 0:
-        os.initgroups(plan.user, gid)
+        os.initgroups(plan.user, plan.groups_gid)
     elif gid != 0:
         os.setgroups([gid])  # only `group`: don't keep root's supplementary groups
     if gid != 0:
@@ -279,11 +301,12 @@ class Spawner:
     could not exec (None if it did).
     """
 
-    def __init__(self, loop, sink, base_env=None, log=None):
+    def __init__(self, loop, sink, base_env=None, log=None, setlbf=SETLBF):
         self.loop = loop
         self.sink = sink
         self.base_env = base_env if base_env is not None else original_environment()
         self.log = log
+        self.setlbf = setlbf
 
     def _hardening_plan(self, spec):
         if not (spec.no_new_privs or spec.capabilities or spec.seccomp):
@@ -302,7 +325,8 @@ class Spawner:
         """The child's plan, prepared before fork; anything unusable is a SpawnError."""
         hardening = self._hardening_plan(spec)
         try:
-            return ChildPlan(spec, self.base_env, hardening)
+            setlbf = self.setlbf if spec.stdout and self.setlbf and os.path.exists(self.setlbf) else None
+            return ChildPlan(spec, self.base_env, hardening, setlbf)
         except (OSError, ValueError) as e:  # e.g. a command or env that cannot be encoded
             raise SpawnError(f"cannot prepare the child: {e}") from None
 
