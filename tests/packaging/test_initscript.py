@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from pyprocd.core.schema import INSTANCE_KEYS
 from tests.packaging.pkg_helpers import ROOT, posix_shell
 
 FILES = ROOT / "openwrt" / "files"
@@ -22,11 +23,17 @@ STUB = ROOT / "tests" / "packaging" / "stubs" / "procd_stub.sh"
 
 SHELLS = [["busybox", "ash"], ["dash"]]
 
-# procd.sh parameter kinds (spec §7).
-TABLE_PARAMS = {"env", "data", "limits"}
-ARRAY_PARAMS = {"command", "netdev", "file", "respawn", "watch", "watchdog"}
-INT_PARAMS = {"nice", "term_timeout"}
-BOOL_PARAMS = {"stdout", "stderr", "no_new_privs"}
+
+
+def _params(kind):
+    """procd.sh's procd_set_param kinds (spec §7): the instance schema's `sh` column."""
+    return {key.name for key in INSTANCE_KEYS if key.sh == kind}
+
+
+TABLE_PARAMS = _params("table")
+ARRAY_PARAMS = _params("array")
+INT_PARAMS = _params("int")
+BOOL_PARAMS = _params("bool")
 RELOAD_DELAY = 1000  # PROCD_RELOAD_DELAY default, ms
 # procd substitutes %package% from the event's data when the trigger runs.
 FORWARDED_EVENT = '{"type":"config.change","data":{"package":"%package%"}}'

@@ -10,6 +10,7 @@ import signal
 import sys
 
 from pyprocd.bus import frame as F
+from pyprocd.common import atoi
 
 PROG = "ubus"
 USAGE = (
@@ -125,7 +126,7 @@ def _set_option(opts, letter, value):
     if letter == "s":
         opts.socket = value
     elif letter == "t":
-        opts.timeout = _atoi(value)
+        opts.timeout = atoi(value)
         opts.timeout_given = True
     elif letter == "m":
         if value not in MONITOR_TYPES:
@@ -136,17 +137,6 @@ def _set_option(opts, letter, value):
             return False
         opts.monitor_dir = value
     return True
-
-
-def _atoi(text):
-    digits = ""
-    text = text.lstrip(" \t\n\r\f\v")
-    sign = -1 if text.startswith("-") else 1
-    for ch in text.lstrip("+-")[:18]:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return sign * int(digits) if digits else 0
 
 
 def _json_quote(text):

@@ -13,6 +13,7 @@ import os
 from pyprocd.common import LOG_DEBUG, LOG_NOTICE, LOG_WARNING
 from pyprocd.core import status as st
 from pyprocd.core.instance import Instance
+from pyprocd.core.schema import LISTED
 from pyprocd.core.spec import (
     DEFAULT_RESPAWN,
     MAX_TIMER_SECONDS,
@@ -638,64 +639,16 @@ def _errno_status(err):
 
 
 def dump_instance(inst, verbose):
-    """One instance in procd's `list` shape and key order (spec §5)."""
+    """One instance in procd's `list` shape and key order (spec §5): the schema's rows."""
     spec = inst.spec
-    out = {"running": inst.running}
-    if inst.running:
-        out["pid"] = inst.pid
-    if spec.command:
-        out["command"] = list(spec.command)
-    elif type(spec.raw.get("command")) is list and spec.problems:
-        out["command"] = spec.raw["command"]  # show what was refused
-    if spec.bundle:
-        out["bundle"] = spec.bundle
-    out["term_timeout"] = spec.term_timeout
-    if not inst.running:
-        out["exit_code"] = inst.exit_code
-    errors = spec.list_errors() + ([inst.spawn_error] if inst.spawn_error else [])
-    if errors:
-        out["errors"] = errors
-    if spec.env:
-        out["env"] = dict(spec.env)
-    if spec.data:
-        out["data"] = spec.data
-    if spec.limits:
-        out["limits"] = dict(spec.limits)
-    if spec.netdev:
-        out["netdev"] = list(spec.netdev)
-    if spec.reload_signal:
-        out["reload_signal"] = spec.reload_signal
-    if inst.respawn:
-        out["respawn"] = {"threshold": spec.respawn_threshold, "timeout": spec.respawn_timeout,
-                          "retry": spec.respawn_retry}
-    if spec.trace:
-        out["trace"] = True
-    if spec.no_new_privs:
-        out["no_new_privs"] = True
-    for key in ("seccomp", "capabilities", "pidfile", "user", "group",
-                "extroot", "overlaydir", "tmpoverlaysize"):
-        value = getattr(spec, key)
-        if value:
-            out[key] = value
-    if verbose and spec.triggers:
-        out["triggers"] = spec.triggers
-    if inst.wd_mode:
-        out["watchdog"] = {"mode": inst.wd_mode, "timeout": inst.wd_timeout}
-    if verbose:
-        _dump_extensions(inst, out)
+    out = {}
+    for key in LISTED:
+        if key.verbose and not verbose:
+            continue
+        value = key.dump(inst, spec)
+        if value is not None:
+            out[key.name] = value
     return out
-
-
-def _dump_extensions(inst, out):
-    """pyprocd's additions, verbose only so that plain `list` stays procd's."""
-    if inst.failed:
-        out["failed"] = True
-    if inst.respawn_count:
-        out["respawn_count"] = inst.respawn_count
-    if inst.spec.group_kill:
-        out["group_kill"] = True
-    if inst.exits:
-        out["exits"] = [e.as_dict() for e in inst.exits]
 
 
 # Methods that change nothing export_state() shows: no state write after them.

@@ -25,30 +25,33 @@ Two kinds of sections:
     reload_signal    a signal name (HUP, SIGHUP) or number
     user group pidfile seccomp capabilities facility extroot overlaydir
     tmpoverlaysize   strings
-    stdout stderr no_new_privs trace   booleans
+    stdout stderr no_new_privs trace group_kill   booleans
+    jail             'NAME [FLAG...]' as procd_add_jail (flags: log ubus udebug
+                     procfs sysfs ronly requirejail netns userns cgroupsns);
+                     jail_mount / jail_mount_rw: paths bound read-only / writable
     enabled          '0': the service is sent without instances (all stop)
     autostart        service-level boolean
+
+Which option is which kind is the `uci` column of the instance schema
+(pyprocd.core.schema): a key added there with a kind is an option here.
 
 `declared_services(confdir)` returns `{name: set-message}`;
 `DeclaredServices` re-submits them when the package changes.
 """
 
 from pyprocd.common import LOG_ERR, LOG_NOTICE, LOG_WARNING
+from pyprocd.core.schema import DEFAULT_RESPAWN, INSTANCE_KEYS
 from pyprocd.uci.model import UciError
 
 PACKAGE = "pyprocd"
 DEFAULT_CONFDIR = "/etc/config"
-DEFAULT_RESPAWN = (3600, 5, 5)
 
 _TRUE = ("1", "on", "true", "yes", "enabled")
 _FALSE = ("0", "off", "false", "no", "disabled")
 
-STRING_KEYS = ("user", "group", "pidfile", "seccomp", "capabilities", "facility",
-               "extroot", "overlaydir", "tmpoverlaysize")
-BOOL_KEYS = ("stdout", "stderr", "no_new_privs", "trace")
-INT_KEYS = ("nice", "term_timeout")
-TABLE_KEYS = ("env", "data", "limits")
-ARRAY_KEYS = ("netdev", "file", "watch")
+# procd_add_jail's flags (procd.sh), each a boolean of the `jail` table
+JAIL_FLAGS = ("log", "ubus", "udebug", "procfs", "sysfs", "ronly", "requirejail", "netns",
+              "userns", "cgroupsns")
 
 
 class Settings:
@@ -245,53 +248,69 @@ def _respawn(sec, defaults, problems):
     return [v if v is not None else str(defaults[i]) for i, v in enumerate(values)]
 
 
+def _jail(sec, value, problems):
+    """procd_add_jail NAME FLAG... plus procd_add_jail_mount[_rw] PATH..."""
+    words = _words(value)
+    jail = {"name": words[0]} if words else {}
+    for flag in words[1:]:
+        if flag in JAIL_FLAGS:
+            jail[flag] = True
+        else:
+            problems.append(f"jail: unknown flag {flag!r}")
+    mounts = {}
+    for option, mode in (("jail_mount", "0"), ("jail_mount_rw", "1")):
+        paths = _get(sec, option)
+        for path in _words(paths) if paths is not None else ():
+            mounts[path] = mode
+    jail["mount"] = mounts  # procd_add_jail always sends the table
+    return jail
+
+
+def _number(key, value, problems):
+    number = _int(value)
+    if number is None:
+        problems.append(f"{key}: not a number: {value!r}")
+    return number
+
+
+def _signal_option(key, value, problems):
+    number = _signal_number(value)
+    if number is None:
+        problems.append(f"{key}: unknown signal {value!r}")
+    return number
+
+
+# option kind (the schema's `uci` column) -> value(key, option value, problems)
+_CONVERT = {
+    "array": lambda key, value, problems: _words(value),
+    "table": lambda key, value, problems: _table(value),
+    "message": lambda key, value, problems: [_as_string(value)],
+    "int": _number,
+    "signal": _signal_option,
+    "string": lambda key, value, problems: _as_string(value),
+    "bool": lambda key, value, problems: _bool(_as_string(value)),
+}
+
+
 def instance_message(sec, respawn_defaults=DEFAULT_RESPAWN, problems=None):
     """One UCI section -> the instance table procd.sh would build."""
     problems = [] if problems is None else problems
     inst = {}
-    command = _get(sec, "command")
-    if command is not None:
-        inst["command"] = _words(command)
-    for key in TABLE_KEYS:
-        value = _get(sec, key)
-        if value is not None:
-            inst[key] = _table(value)
-    for key in ARRAY_KEYS:
-        value = _get(sec, key)
-        if value is not None:
-            inst[key] = _words(value)
-    respawn = _respawn(sec, respawn_defaults, problems)
-    if respawn is not None:
-        inst["respawn"] = respawn
-    watchdog = _get(sec, "watchdog")
-    if watchdog is not None:
-        inst["watchdog"] = _words(watchdog)
-    error = _get(sec, "error")
-    if error is not None:
-        inst["error"] = [_as_string(error)]
-    for key in INT_KEYS:
-        value = _get(sec, key)
-        if value is not None:
-            number = _int(value)
-            if number is None:
-                problems.append(f"{key}: not a number: {value!r}")
-            else:
-                inst[key] = number
-    value = _get(sec, "reload_signal")
-    if value is not None:
-        number = _signal_number(value)
-        if number is None:
-            problems.append(f"reload_signal: unknown signal {value!r}")
+    for key in INSTANCE_KEYS:
+        if key.uci == "respawn":  # several options and the defaults
+            value = _respawn(sec, respawn_defaults, problems)
         else:
-            inst["reload_signal"] = number
-    for key in STRING_KEYS:
-        value = _get(sec, key)
+            option = _get(sec, key.name)
+            if option is None:
+                continue
+            if key.uci == "jail":
+                value = _jail(sec, option, problems)
+            elif key.uci is not None:
+                value = _CONVERT[key.uci](key.name, option, problems)
+            else:
+                continue
         if value is not None:
-            inst[key] = _as_string(value)
-    for key in BOOL_KEYS:
-        value = _bool(_as_string(_get(sec, key)))
-        if value is not None:
-            inst[key] = value
+            inst[key.name] = value
     return inst
 
 
