@@ -7,6 +7,7 @@
     program.py MARKS stubborn  like sleep, but ignores SIGTERM
     program.py MARKS detach    forks; the parent exits at once, the child calls times
                                a little later
+    program.py MARKS thread-exec  a second thread execs `program.py MARKS child`
 
 Each step appends a line to the MARKS file, so a test sees how far it got.
 """
@@ -75,6 +76,15 @@ def detach(marks):
     return 0
 
 
+def thread_exec(marks):
+    def run():
+        os.execv(sys.executable, [sys.executable, __file__, marks, "child"])
+
+    threading.Thread(target=run).start()
+    time.sleep(600)   # the exec ends this thread too
+    return 1
+
+
 def main(argv):
     marks, mode = argv
     if mode == "parent":
@@ -83,6 +93,8 @@ def main(argv):
         return child(marks)
     if mode == "detach":
         return detach(marks)
+    if mode == "thread-exec":
+        return thread_exec(marks)
     return sleep(marks, ignore_term=mode == "stubborn")
 
 

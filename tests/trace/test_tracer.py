@@ -196,3 +196,14 @@ def test_a_directory_gone_by_the_end_is_a_clear_error_and_leaves_nothing(tmp_pat
 def test_utraces_p_option_is_accepted_and_ignored(tmp_path):
     assert trace(["-p", "1", "-d", str(tmp_path), "/bin/true"]).returncode == 0
     assert len(os.listdir(tmp_path)) == 1
+
+
+def test_an_exec_from_a_second_thread_is_followed(tmp_path):
+    """The exec'ing thread takes over the process id; the old thread ids are gone."""
+    marks = tmp_path / "marks"
+    report = scenario("none", marks, ["-d", str(tmp_path), "--", sys.executable, PROGRAM,
+                                      str(marks), "thread-exec"])
+    assert report["returncode"] == 0, report["stderr"]
+    assert marks.read_text() == "child ran\n"
+    assert program.EXECED_CALL in policy_names(only_file(tmp_path))
+    assert report["alive"] == [] and report["reaped_orphans"] == 0
