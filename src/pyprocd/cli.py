@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "jshn": "pyprocd.initd.jshn:main",
     "validate_data": "pyprocd.initd.validate:main",
     "kit": "pyprocd.initd.install:main",
+    "initd": "pyprocd.initd.run:main",
 }
 DAEMON = "pyprocd.daemon.main:main"
 

@@ -22,3 +22,7 @@ def main(argv=None):
     from pyprocd.cli import main as pyprocd_main
 
     return pyprocd_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

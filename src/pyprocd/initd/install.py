@@ -55,6 +55,14 @@ lib="${{0%/*}}/../lib/pyprocd"
 exec {python} -s -S "$lib/{launcher}" --as "$0" {sub} "$@"
 """
 
+# A host-side kit (`pyprocd initd`): the commands run the pyprocd that runs
+# now, from where it is, and `ubus` talks to the given socket.
+HOST_COMMAND_TEXT = """\
+#!/bin/sh
+# {name}: pyprocd's `{sub}` for `pyprocd initd`
+PYTHONPATH={pythonpath} exec {python} -s -S -m pyprocd.initd.commands --as "$0" {sub} {extra}"$@"
+"""
+
 USAGE = "usage: pyprocd kit install --root DIR [--python INTERPRETER]\n"
 
 
@@ -74,13 +82,34 @@ def _copy_package(dest):
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
-def install(root, python="python3"):
-    """Install the kit below `root`; returns the paths written (relative to root)."""
+def _shell_files(root):
     written = []
     for name, (rel, mode) in SHELL_FILES.items():
         with open(os.path.join(KIT, name), "rb") as f:
             _write(os.path.join(root, rel), f.read(), mode)
         written.append(rel)
+    return written
+
+
+def install_for_host(root, socket=None, python=None):
+    """The kit below `root` with commands that run this pyprocd (no copy) on `socket`."""
+    import shlex
+
+    written = _shell_files(root)
+    python = shlex.quote(python or sys.executable)
+    pythonpath = shlex.quote(os.path.dirname(PACKAGE))
+    for rel, sub in COMMANDS.items():
+        extra = f"-s {shlex.quote(socket)} " if sub == "ubus" and socket else ""
+        text = HOST_COMMAND_TEXT.format(name=os.path.basename(rel), sub=sub, python=python,
+                                        pythonpath=pythonpath, extra=extra)
+        _write(os.path.join(root, rel), text.encode(), 0o755)
+        written.append(rel)
+    return written
+
+
+def install(root, python="python3"):
+    """Install the kit below `root`; returns the paths written (relative to root)."""
+    written = _shell_files(root)
     libdir = os.path.join(root, LIBDIR)
     os.makedirs(libdir, exist_ok=True)
     _copy_package(libdir)

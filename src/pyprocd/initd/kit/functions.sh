@@ -232,4 +232,4 @@ group_exists() {
 	grep -qs "^${1}:" "${IPKG_INSTROOT}/etc/group"
 }
 
-. "${IPKG_INSTROOT}/lib/config/uci.sh"
+. "${PYPROCD_KIT_ROOT:-$IPKG_INSTROOT}/lib/config/uci.sh"

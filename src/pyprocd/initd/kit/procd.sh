@@ -15,7 +15,7 @@
 # stderr before it is sent. PROCD_RELOAD_DELAY (ms, default 1000; 0: none)
 # is the delay element of the triggers added after it is set.
 
-. "$IPKG_INSTROOT/usr/share/libubox/jshn.sh"
+. "${PYPROCD_KIT_ROOT:-$IPKG_INSTROOT}/usr/share/libubox/jshn.sh"
 
 PROCD_RELOAD_DELAY=1000
 _PROCD_SERVICE=
@@ -524,7 +524,7 @@ procd_lock() {
 		if (exec 1000>/dev/null) 2>/dev/null; then _procd_lock_fd=1000; else _procd_lock_fd=9; fi
 	fi
 	flock -n "$_procd_lock_fd" >/dev/null 2>&1 && return 0
-	eval "exec $_procd_lock_fd>\"\$IPKG_INSTROOT/var/lock/procd_\$__service.lock\""
+	eval "exec $_procd_lock_fd>\"\${PYPROCD_KIT_ROOT:-\$IPKG_INSTROOT}/var/lock/procd_\$__service.lock\""
 	flock "$_procd_lock_fd" || logger "warning: procd flock for $__service failed"
 }
 
@@ -533,10 +533,10 @@ procd_lock() {
 uci_validate_section() {
 	local __package="$1" __type="$2" __section="$3" __result __error
 	shift 3
-	__result="$(/sbin/validate_data "$__package" "$__type" "$__section" "$@" 2>/dev/null)"
+	__result="$("$PYPROCD_KIT_ROOT"/sbin/validate_data "$__package" "$__type" "$__section" "$@" 2>/dev/null)"
 	__error=$?
 	eval "$__result"
-	[ "$__error" = 0 ] || /sbin/validate_data "$__package" "$__type" "$__section" "$@" >/dev/null
+	[ "$__error" = 0 ] || "$PYPROCD_KIT_ROOT"/sbin/validate_data "$__package" "$__type" "$__section" "$@" >/dev/null
 	return "$__error"
 }
 

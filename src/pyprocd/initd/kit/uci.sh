@@ -16,7 +16,7 @@ uci_load() {
 		_kit_assign CONFIG_NUM_SECTIONS 0
 		_kit_assign CONFIG_SECTION ""
 	fi
-	__data="$(/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} ${LOAD_STATE:+-P /var/state} -S -n export "$__package" 2>/dev/null)"
+	__data="$("$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} ${LOAD_STATE:+-P /var/state} -S -n export "$__package" 2>/dev/null)"
 	__ret=$?
 	[ "$__ret" != 0 ] || [ -z "$__data" ] || eval "$__data"
 	unset __data
@@ -31,60 +31,60 @@ _uci_path() {
 # uci_get PACKAGE [SECTION [OPTION [DEFAULT [STATEDIR]]]] or uci_get PACKAGE.SECTION.OPTION
 uci_get() {
 	local __ret
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} ${5:+-P "$5"} -q get "$(_uci_path "$1" "$2" "$3")"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} ${5:+-P "$5"} -q get "$(_uci_path "$1" "$2" "$3")"
 	__ret=$?
 	[ "$__ret" -ne 0 ] && [ -n "$4" ] && echo "$4"
 	return "$__ret"
 }
 
 uci_set() {
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} set "$1.$2.$3=$4"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} set "$1.$2.$3=$4"
 }
 
 uci_add_list() {
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} add_list "$1.$2.$3=$4"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} add_list "$1.$2.$3=$4"
 }
 
 uci_remove_list() {
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} del_list "$1.$2.$3=$4"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} del_list "$1.$2.$3=$4"
 }
 
 uci_remove() {
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} del "$(_uci_path "$1" "$2" "$3")"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} del "$(_uci_path "$1" "$2" "$3")"
 }
 
 # uci_rename PACKAGE SECTION NAME or PACKAGE SECTION OPTION NAME
 uci_rename() {
 	if [ "$#" -ge 4 ]; then
-		/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} rename "$1.$2.$3=$4"
+		"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} rename "$1.$2.$3=$4"
 	else
-		/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} rename "$1.$2=$3"
+		"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} rename "$1.$2=$3"
 	fi
 }
 
 uci_revert() {
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} ${4:+-P "$4"} revert "$(_uci_path "$1" "$2" "$3")"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} ${4:+-P "$4"} revert "$(_uci_path "$1" "$2" "$3")"
 }
 
 uci_commit() {
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} commit $1
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} commit $1
 }
 
 # uci_add PACKAGE TYPE [NAME]: the new section's name lands in CONFIG_SECTION
 uci_add() {
 	if [ -z "$3" ]; then
-		_kit_assign CONFIG_SECTION "$(/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} add "$1" "$2")"
+		_kit_assign CONFIG_SECTION "$("$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} add "$1" "$2")"
 	else
-		/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} set "$1.$3=$2"
+		"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} set "$1.$3=$2"
 		_kit_assign CONFIG_SECTION "$3"
 	fi
 }
 
 # import stdin as PACKAGE unless it exists already
 uci_set_default() {
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} -q show "$1" >/dev/null && return 0
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} import "$1"
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} commit "$1"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} -q show "$1" >/dev/null && return 0
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} import "$1"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} commit "$1"
 }
 
 uci_get_state() {
@@ -93,7 +93,7 @@ uci_get_state() {
 
 uci_set_state() {
 	[ "$#" = 4 ] || return 0
-	/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} -P /var/state set "$(_uci_path "$1" "$2" "$3")=$4"
+	"$PYPROCD_KIT_ROOT"/sbin/uci ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} -P /var/state set "$(_uci_path "$1" "$2" "$3")=$4"
 }
 
 uci_revert_state() {
