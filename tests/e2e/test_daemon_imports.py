@@ -19,7 +19,8 @@ from tests.e2e.stack import Stack
 FORBIDDEN = {"argparse", "dataclasses", "json", "re", "enum", "hashlib", "asyncio"}
 # Modules (submodules included) at start plus everything the workload below pulls in:
 # 94 at the time of writing, hashlib's three among them. Raise only with a reason.
-BUDGET = 95
+# +1: pyprocd.api.system (procd's read-only `system` object: board, info).
+BUDGET = 96
 
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|( *)(\S+)$", re.MULTILINE)
 

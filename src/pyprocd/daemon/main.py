@@ -266,6 +266,9 @@ def build_daemon(options, life=None):
                              initd_dir=options.initd_dir)
     client = UbusClient(loop, options.socket, log=log)
     api = ServiceApi(client, manager, options.object, log=log)
+    from pyprocd.api.system import SystemApi  # procd's read-only `system` (taken: procd has it)
+
+    SystemApi(client, log=log).publish()
     daemon = Daemon(loop, manager, client, api, log, closers=[sink.close])
     survival = Survival(loop, manager, life, sink=sink, log=log, state_file=state_file,
                         is_stopping=lambda: daemon.stopping, before_exec=[client.close])
