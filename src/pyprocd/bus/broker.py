@@ -18,9 +18,8 @@ disappears mid-call costs nothing (its callers time out, as with ubusd).
 
 Limits beyond ubusd's, so that one client cannot starve or bloat the bus: at
 most MAX_OBJECTS_PER_CLIENT objects (and as many event patterns and as many
-subscriptions) per client,
-refused past that with NO_MEMORY; cleaning up after a client costs time linear
-in what it owned; a client is not read from while its listing is paused or its
+subscriptions) per client, refused past that with NO_MEMORY; cleaning up after
+a client costs time linear in what it owned; a client is not read from while its listing is paused or its
 outgoing queue is over OUTQ_READ_PAUSE, so what the bus holds for it stays
 bounded (about 2 MiB) and goes with it; a message the bus would have to grow
 past 1 MiB (a call with USER/GROUP added) is refused with INVALID_ARGUMENT
@@ -32,6 +31,7 @@ import os
 import socket
 import struct
 import sys
+from collections import deque
 
 from pyprocd.bus import frame as F
 
@@ -83,7 +83,7 @@ class Client:
         self.uid, self.gid, self.user, self.group = creds
         self.groups = set()  # supplementary gids, read only when ACLs are enforced
         self.reader = F.FrameReader()
-        self.outq = []  # pending outgoing chunks (bytes / memoryview)
+        self.outq = deque()  # pending outgoing chunks (bytes / memoryview), one per message
         self.out_bytes = 0
         self.objects = {}  # id -> Obj, in creation order
         self.patterns = 0  # event patterns registered on its objects
@@ -355,7 +355,7 @@ class Broker:
             if sent < len(chunk):
                 client.outq[0] = memoryview(chunk)[sent:]
                 return
-            client.outq.pop(0)
+            client.outq.popleft()
         self.loop.remove_writer(client.fd)
         if client.lookup is not None:
             self._continue_lookup(client)
