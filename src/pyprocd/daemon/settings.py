@@ -72,10 +72,11 @@ class Settings:
                 f"object={self.object!r}, respawn_defaults={self.respawn_defaults!r})")
 
 
-def _store(confdir, savedir=None):
+def _store(confdir, savedir=None, log=None):
     """A libuci context reading like `uci export` (what init scripts' config_load
     runs): uncommitted changes in /tmp/.uci count, as they do for procd's
-    init scripts and for reload-config's checksums."""
+    init scripts and for reload-config's checksums — but, the daemon being
+    root, only those only root could have written (refusals are logged)."""
     import os
 
     from pyprocd.uci.store import DEFAULT_CONF2DIR, DEFAULT_SAVEDIR, Store
@@ -83,10 +84,11 @@ def _store(confdir, savedir=None):
     if savedir is None:
         savedir = os.environ.get("PYPROCD_UCI_SAVEDIR", DEFAULT_SAVEDIR)
     conf2dir = os.environ.get("PYPROCD_UCI_CONF2DIR", DEFAULT_CONF2DIR)
-    return Store(confdir=confdir, conf2dir=conf2dir, savedir=savedir)
+    warn = None if log is None else (lambda message: log(f"uci: {message}", LOG_WARNING))
+    return Store(confdir=confdir, conf2dir=conf2dir, savedir=savedir, warn=warn)
 
 
-def load_package(confdir, name=PACKAGE, savedir=None):
+def load_package(confdir, name=PACKAGE, savedir=None, log=None):
     """The package, or None if the file does not exist.
 
     Raises UciError on a parse error (message with line and byte).
@@ -94,7 +96,7 @@ def load_package(confdir, name=PACKAGE, savedir=None):
     import os
 
     try:
-        return _store(confdir, savedir).load(name)
+        return _store(confdir, savedir, log).load(name)
     except UciError as e:
         if e.reason is None and not os.path.lexists(os.path.join(confdir, name)):
             return None  # no such package: nothing configured
@@ -136,9 +138,9 @@ def _int(value):
         return None
 
 
-def _system_respawn(confdir, savedir=None):
+def _system_respawn(confdir, savedir=None, log=None):
     try:
-        system = load_package(confdir, "system", savedir)
+        system = load_package(confdir, "system", savedir, log)
     except UciError:
         return {}
     if system is None:
@@ -156,20 +158,20 @@ def _main_section(pkg):
     return pkg.lookup_extended("pyprocd", 0)
 
 
-def load_settings(confdir=DEFAULT_CONFDIR, pkg=None, savedir=None):
+def load_settings(confdir=DEFAULT_CONFDIR, pkg=None, savedir=None, log=None):
     """Global settings from <confdir>/pyprocd (+ system for respawn defaults).
 
     Raises UciError when the file cannot be parsed.
     """
     if pkg is None:
-        pkg = load_package(confdir, savedir=savedir)
+        pkg = load_package(confdir, savedir=savedir, log=log)
     main = _main_section(pkg)
     settings = Settings()
     for field in ("socket", "syslog", "object"):
         value = _as_string(_get(main, field))
         if value:
             setattr(settings, field, value)
-    system = _system_respawn(confdir, savedir)
+    system = _system_respawn(confdir, savedir, log)
     respawn = []
     for index, key in enumerate(("threshold", "timeout", "retry")):
         own = _int(_get(main, "default_respawn_" + key)) if main is not None else None
@@ -334,10 +336,10 @@ def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None, savedir=None)
     """
     log = log or (lambda message, priority=LOG_NOTICE: None)
     if pkg is None:
-        pkg = load_package(confdir, savedir=savedir)
+        pkg = load_package(confdir, savedir=savedir, log=log)
     if pkg is None:
         return {}
-    settings = load_settings(confdir, pkg, savedir)
+    settings = load_settings(confdir, pkg, savedir, log)
     services = {}
     for sec in pkg.sections:
         if sec.type != "service" or sec.anonymous:
@@ -425,7 +427,7 @@ def fill_options(options, defaults, log=None):
     """
     confdir = getattr(options, "confdir", None) or DEFAULT_CONFDIR
     try:
-        settings = load_settings(confdir)
+        settings = load_settings(confdir, log=log)
     except UciError as e:
         if log is not None:
             log(f"cannot read {confdir}/{PACKAGE}: uci: {e.message()}", LOG_ERR)

@@ -150,7 +150,7 @@ class Cli:
         self.stdout = stdout
         self.stderr = stderr
         self.store = Store(DEFAULT_CONFDIR, default_conf2dir, default_savedir,
-                           on_parse_error=self._print_parse_error)
+                           on_parse_error=self._print_parse_error, warn=self._warn)
         self.delimiter = " "
         self.input_file = None
         self.merge = False
@@ -169,6 +169,11 @@ class Cli:
     def perror(self, error):
         if not self.quiet:
             self.err(f"{self.prog}: {error.message()}\n")
+
+    def _warn(self, message):
+        """A file refused as untrusted (root only): libuci has no such message."""
+        if not self.quiet:
+            self.err(f"{self.prog}: warning: {message}\n")
 
     def _print_parse_error(self, error):
         self.err(f"Parse error ({error.reason}) at line {error.line}, byte {error.byte}\n")

@@ -12,6 +12,7 @@ import os
 import stat
 
 from . import ops
+from .files import LOCK_BLOCK, Refused, lock, open_checked, read_all, root_only
 from .model import (
     ERR_INVAL,
     ERR_IO,
@@ -152,7 +153,11 @@ class Store:
     """A libuci context: directories, flags, and the operations on packages."""
 
     def __init__(self, confdir=DEFAULT_CONFDIR, conf2dir=DEFAULT_CONF2DIR,
-                 savedir=DEFAULT_SAVEDIR, strict=True, on_parse_error=None):
+                 savedir=DEFAULT_SAVEDIR, strict=True, on_parse_error=None, warn=None,
+                 lock=LOCK_BLOCK, trusted=None):
+        """warn(message): told about files refused (see uci.files); lock: how to
+        take the shared locks for reading (files.LOCK_*); trusted: apply the
+        root ownership checks (default: when the process is root)."""
         self.confdir = confdir
         self.conf2dir = conf2dir
         self.savedir = savedir
@@ -160,6 +165,9 @@ class Store:
         self.strict = strict
         self.on_parse_error = on_parse_error
         self.commit_disabled = False  # -P: commit is a silent no-op
+        self.warn = warn or (lambda message: None)
+        self.lock = lock
+        self.trusted = root_only() if trusted is None else trusted
 
     # -- directories ---------------------------------------------------------
 
@@ -213,15 +221,28 @@ class Store:
         `applied` (how many applied) and `pending` (new, unsaved deltas).
         """
         path, pkg_name, has_delta, from_conf2 = self._locate(name)
-        if not os.path.isfile(path):
-            raise UciError(ERR_NOTFOUND)
-        try:
-            with open(path, "rb") as f:
-                fcntl.flock(f, fcntl.LOCK_SH)
-                data = f.read()
-        except OSError:
-            raise UciError(ERR_NOTFOUND) from None
+        data = None
+        if from_conf2:
+            # the override replaces the config file: only if root wrote it
+            data = self._read_untrusted(path)
+            if data is None:
+                path, from_conf2 = os.path.join(self.confdir, pkg_name), False
+        if data is None:
+            try:
+                data = read_all(open_checked(path), path, self.lock)
+            except (OSError, Refused):
+                raise UciError(ERR_NOTFOUND) from None
         return self._build(data, pkg_name, path, has_delta, from_conf2)
+
+    def _read_untrusted(self, path):
+        """Contents of a file others could have planted; None if absent or refused."""
+        try:
+            return read_all(open_checked(path, trusted=self.trusted), path, self.lock)
+        except Refused as e:
+            self.warn(f"ignoring {path}: {e}")
+        except OSError:
+            pass
+        return None
 
     def _build(self, data, pkg_name, path, has_delta, from_conf2):
         pkg = parse_package(data, pkg_name, self.strict, self.on_parse_error)
@@ -237,11 +258,8 @@ class Store:
         return pkg
 
     def _replay(self, pkg, delta_file):
-        try:
-            with open(delta_file, "rb") as f:
-                fcntl.flock(f, fcntl.LOCK_SH)
-                data = f.read()
-        except OSError:
+        data = self._read_untrusted(delta_file)
+        if data is None:
             return
         for delta in parse_delta_text(data, pkg.name):
             pkg.changes.append(delta)
@@ -262,15 +280,21 @@ class Store:
         except OSError:
             raise UciError(ERR_IO) from None
 
+    def _open_in_savedir(self, name, flags, mode=0o600):
+        path = os.path.join(self.savedir, name)
+        try:
+            return open_checked(path, flags, mode, trusted=self.trusted)
+        except Refused as e:
+            self.warn(f"not writing {path}: {e}")
+            raise UciError(ERR_IO) from None
+        except OSError:
+            raise UciError(ERR_IO) from None
+
     def _open_delta(self, pkg):
         self._ensure_savedir()
         mode = _mode_of(os.path.join(self.confdir, pkg.name), 0o600)
-        try:
-            fd = os.open(os.path.join(self.savedir, pkg.name),
-                         os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
-        except OSError:
-            raise UciError(ERR_IO) from None
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = self._open_in_savedir(pkg.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+        lock(fd, os.path.join(self.savedir, pkg.name), exclusive=True)
         return fd
 
     def save(self, pkg):
@@ -318,13 +342,12 @@ class Store:
             os.close(fd)
 
     def _truncate_delta(self, name):
-        path = os.path.join(self.savedir, name)
         try:
-            fd = os.open(path, os.O_WRONLY)
-        except OSError:
+            fd = self._open_in_savedir(name, os.O_WRONLY)
+        except UciError:
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock(fd, name, exclusive=True)
             os.ftruncate(fd, 0)
         finally:
             os.close(fd)
@@ -370,13 +393,12 @@ class Store:
     def revert(self, pkg, section=None, option=None):
         """Drop matching lines from `<savedir>/<pkg>` (only that file)."""
         self.save(pkg)
-        path = os.path.join(self.savedir, pkg.name)
         try:
-            fd = os.open(path, os.O_RDWR)
-        except OSError:
+            fd = self._open_in_savedir(pkg.name, os.O_RDWR)
+        except UciError:
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock(fd, pkg.name, exclusive=True)
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
             kept = []
