@@ -7,6 +7,7 @@ ACTION, done once the traced program has written "pid N" to MARKS:
   kill-program    SIGKILL the traced program
   kill-tracer     SIGKILL the tracer
   term-tracer     SIGTERM the tracer (a supervisor's stop)
+  usr1-tracer     SIGUSR1 the tracer (a supervisor's `signal` or reload_signal)
 
 Anything the tracer leaves comes to this process (the nearest subreaper): a zombie is
 reaped and counted, a live (running or stopped) process is reported and then killed.
@@ -81,7 +82,8 @@ def main(argv):
     if action != "none":
         program = wait_for_pid(marks, proc)
         target = program if action == "kill-program" else proc.pid
-        os.kill(target, signal.SIGTERM if action == "term-tracer" else signal.SIGKILL)
+        sent = {"term-tracer": signal.SIGTERM, "usr1-tracer": signal.SIGUSR1}
+        os.kill(target, sent.get(action, signal.SIGKILL))
     try:
         proc.wait(timeout=DEADLINE)
     except subprocess.TimeoutExpired:

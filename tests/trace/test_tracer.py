@@ -207,3 +207,14 @@ def test_an_exec_from_a_second_thread_is_followed(tmp_path):
     assert marks.read_text() == "child ran\n"
     assert program.EXECED_CALL in policy_names(only_file(tmp_path))
     assert report["alive"] == [] and report["reaped_orphans"] == 0
+
+
+def test_other_signals_to_the_tracer_reach_the_program(tmp_path):
+    """A supervisor's `signal` (here SIGUSR1, whose default ends the program) is the
+    program's to handle: the tracer passes it on and survives to write the policy."""
+    marks = tmp_path / "marks"
+    report = scenario("usr1-tracer", marks, ["-d", str(tmp_path), "--", sys.executable,
+                                             PROGRAM, str(marks), "sleep"])
+    assert report["returncode"] == 128 + signal.SIGUSR1, report["stderr"]
+    assert "clock_nanosleep" in policy_names(only_file(tmp_path))
+    assert report["alive"] == [] and report["reaped_orphans"] == 0

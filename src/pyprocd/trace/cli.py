@@ -9,6 +9,10 @@ gone, writes the seccomp whitelist of every syscall they made, in utrace's forma
               this long, less a margin, before the tracer kills them (default 5)
   -p N        accepted and ignored (utrace's leftover option)
 
+Signals a supervisor or a terminal sends (TERM, INT, HUP, QUIT, USR1, USR2, ALRM,
+WINCH, job control...) go on to the program; after TERM or INT its tree has until the
+-t deadline to exit.
+
 Options stop at the first non-option (musl getopt, as on OpenWrt); `--` is optional.
 COMMAND is looked up in the PATH of the environment it gets, like an untraced instance.
 The program gets exactly the environment the tracer was started with.

@@ -16,12 +16,14 @@ no_new_privs, which ptrace makes moot anyway (a traced exec gains no privileges)
 
 Signals are blocked and taken with sigwaitinfo, never by a handler: a SIGTERM that
 arrives just before the tracer sleeps in wait is still seen at once (a handler can
-miss that window), and no Python handler runs between two ptrace calls.
+miss that window), and no Python handler runs between two ptrace calls. The stop
+deadline is a sigtimedwait timeout, so SIGALRM stays the program's.
 """
 
 import contextlib
 import os
 import signal
+import time
 
 from pyprocd.process import shim, syscalls
 from pyprocd.trace import policy
@@ -34,10 +36,16 @@ COUNTED_OPS = (shim.PTRACE_SYSCALL_INFO_ENTRY, shim.PTRACE_SYSCALL_INFO_SECCOMP)
 SYSCALL_STOP = signal.SIGTRAP | 0x80           # PTRACE_O_TRACESYSGOOD marks syscall stops
 NEW_TRACEE_EVENTS = (shim.PTRACE_EVENT_FORK, shim.PTRACE_EVENT_VFORK, shim.PTRACE_EVENT_CLONE)
 GROUP_STOP_SIGNALS = frozenset((signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
-# Passed on to the traced program; SIGTERM and SIGINT also start the exit deadline.
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# Passed on to the traced program: what a supervisor (stop, reload_signal, the
+# `signal` method) or a terminal sends. Left to their default action these would end
+# or stop the tracer, and with it (EXITKILL) the program. SIGTERM and SIGINT also
+# start the exit deadline.
+FORWARDED = tuple(getattr(signal, name) for name in (
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM", "SIGWINCH",
+    "SIGVTALRM", "SIGPROF", "SIGPWR", "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU")
+    if hasattr(signal, name))
 STOP_REQUESTS = (signal.SIGTERM, signal.SIGINT)
-WAKE = FORWARDED + (signal.SIGCHLD, signal.SIGALRM)
+WAKE = FORWARDED + (signal.SIGCHLD,)
 SIGNAL_POLL_EVERY = 64   # events handled between two looks at pending signals
 EXEC_FAILED = 127
 
@@ -63,6 +71,7 @@ class Tracer:
         self.execed = False         # the program's execve succeeded
         self.tracees = set()        # every traced task id seen and not yet gone
         self.killing = False        # the deadline passed: every tracee is killed
+        self.deadline = None        # monotonic time the tree must be gone by, once asked to stop
         self.info = None
         self._err_r = None
         self._execve = {}           # audit arch -> execve's number there
@@ -144,13 +153,13 @@ class Tracer:
             except InterruptedError:
                 continue
             if pid == 0:
-                self._on_signal(signal.sigwaitinfo(WAKE).si_signo)
+                self._sleep()
                 continue
             self._on_event(pid, status)
             handled += 1
             if handled % SIGNAL_POLL_EVERY == 0:
                 self._poll_signals()
-        signal.setitimer(signal.ITIMER_REAL, 0)
+                self._check_deadline()
         if not self.execed:
             raise TraceError(self._start_failure(), EXEC_FAILED)
         return self.main_status
@@ -229,6 +238,24 @@ class Tracer:
 
     # -- signals --------------------------------------------------------------------
 
+    def _sleep(self):
+        """Nothing to reap: wait for a signal (SIGCHLD: a tracee stopped or exited)."""
+        if self.deadline is None or self.killing:
+            info = signal.sigwaitinfo(WAKE)
+        else:
+            info = signal.sigtimedwait(WAKE, max(0.0, self.deadline - time.monotonic()))
+        if info is not None:
+            self._on_signal(info.si_signo)
+        self._check_deadline()
+
+    def _check_deadline(self):
+        if self.deadline is None or self.killing or time.monotonic() < self.deadline:
+            return
+        self.log(f"{os.fsdecode(self.argv[0])}[{self.main}] did not exit within "
+                 f"{self.grace:g} s of the stop signal: killing the traced processes "
+                 "(the policy lacks what it would have done on its way out)")
+        self.kill_all()
+
     def _poll_signals(self):
         pending = signal.sigpending() & set(WAKE)
         for sig in pending:
@@ -238,13 +265,8 @@ class Tracer:
     def _on_signal(self, sig):
         if sig in FORWARDED:
             self._forward(sig)
-            if sig in STOP_REQUESTS and not self.killing:
-                signal.setitimer(signal.ITIMER_REAL, self.grace)
-        elif sig == signal.SIGALRM and not self.killing:
-            self.log(f"{os.fsdecode(self.argv[0])}[{self.main}] did not exit within {self.grace:g} s of "
-                     "the stop signal: killing the traced processes (the policy lacks "
-                     "what it would have done on its way out)")
-            self.kill_all()
+            if sig in STOP_REQUESTS and self.deadline is None:
+                self.deadline = time.monotonic() + self.grace
 
     def _forward(self, sig):
         """To the program, like utrace; once it is gone, to what is left of its tree."""
