@@ -7,7 +7,7 @@ import socket
 from pyprocd.core.manager import ServiceManager
 from pyprocd.loop import Loop
 from pyprocd.process.logsink import DaemonLog, SyslogSink
-from pyprocd.process.spawn import Spawner
+from pyprocd.process.host import Host
 
 
 class SyslogReader:
@@ -39,7 +39,7 @@ class Supervisor:
         self.sink = SyslogSink(self.syslog.path)
         self.log = DaemonLog(keep=10000, sink=None)
         self.log.sink = _Quiet()
-        self.spawner = Spawner(self.loop, self.sink, log=self.log, **(spawner_options or {}))
+        self.spawner = Host(self.loop, self.sink, log=self.log, **(spawner_options or {}))
         self.mgr = ServiceManager(self.loop, self.spawner, log=self.log, **kwargs)
         self.notifications = []
         self.mgr.notify = lambda t, p: self.notifications.append((t, p))

@@ -39,12 +39,12 @@ def main(argv):
     from pyprocd.daemon.survival import Survival
     from pyprocd.loop import Loop
     from pyprocd.process.logsink import DaemonLog
-    from pyprocd.process.spawn import Spawner
+    from pyprocd.process.host import Host
 
     loop = Loop()
     sink = FileSink(args["output"])
     log = DaemonLog(sink=sink)  # daemon messages go to the same file, "pyprocd: ..."
-    spawner = Spawner(loop, sink, base_env=life.instance_environment(), log=log)
+    spawner = Host(loop, sink, base_env=life.instance_environment(), log=log)
     state_file = None
     if opts.state_file:
         state_file = StateFile(loop, opts.state_file, log=log,

@@ -188,3 +188,23 @@ def test_respawn_just_before_a_crash_is_not_started_twice(procs, tmp_path):
     assert _children_of(mini.pid) == set()  # nothing else started for it
     assert os.waitstatus_to_exitcode(mini.stop()) == 0
     wait_for(lambda: not alive(second), what="instance stopped")
+
+
+def test_daemon_raises_its_soft_open_file_limit(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 64:
+        pytest.skip(f"hard RLIMIT_NOFILE {hard} leaves nothing to raise")
+    code = ("import resource; from pyprocd.daemon import main as m; "
+            "o = m.parse_args(['-s', '/nonexistent', '--confdir', '/nonexistent', "
+            f"'--syslog', {str(tmp_path / 'log')!r}]); m.build_daemon(o); "
+            "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(hard), str(hard)]

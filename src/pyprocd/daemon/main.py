@@ -192,6 +192,22 @@ def become_subreaper(log):
     return True
 
 
+def raise_nofile_limit(log):
+    """Soft RLIMIT_NOFILE up to the hard limit: every instance costs the
+    daemon up to four pipe ends while it starts and two for its life, and a
+    distribution's soft default (1024, or less) is reached by a few hundred
+    instances. Instances get the limit they ask for (`limits`), or ours."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard or (hard != resource.RLIM_INFINITY and soft > hard):
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as e:
+        log(f"cannot raise the open-file limit from {soft} to {hard}: {e}", LOG_WARNING)
+
+
 def ensure_stdio():
     """fds 0-2 must exist: otherwise the first pipe we open would become a
     child's stdin/stdout and instance setup would dup2 over it."""
@@ -233,7 +249,7 @@ def build_daemon(options, life=None):
     from pyprocd.daemon.survival import Survival
     from pyprocd.loop import Loop
     from pyprocd.process.logsink import DaemonLog, SyslogSink
-    from pyprocd.process.spawn import Spawner
+    from pyprocd.process.host import Host
 
     if life is None:  # built only (tests, measurements): no state file
         from pyprocd.daemon import lifecycle
@@ -246,8 +262,9 @@ def build_daemon(options, life=None):
     loop = Loop()
     sink = SyslogSink(options.syslog)
     log = DaemonLog(sink=sink)
+    raise_nofile_limit(log)
     env = life.instance_environment()
-    spawner = Spawner(loop, sink, base_env=env, log=log)
+    spawner = Host(loop, sink, base_env=env, log=log)
     spawner.subreaper = become_subreaper(log)
     loop.on_orphan_reaped = lambda pid, status: log(
         f"reaped orphaned process {pid} (status {status})", LOG_DEBUG)
