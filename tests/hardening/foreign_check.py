@@ -7,6 +7,7 @@ Python (e.g. an i386 or armhf interpreter on this machine): prints a JSON report
 import json
 import os
 import resource
+import signal
 import struct
 import sys
 
@@ -51,7 +52,7 @@ def filtered(plan):
         plan.apply_in_child()
         results = []
         for call in (lambda: os.chdir("/"), lambda: os.kill(os.getpid(), 0),
-                     lambda: os.kill(os.getpid(), 17)):
+                     lambda: os.kill(os.getpid(), signal.SIGCHLD)):
             try:
                 call()
                 results.append("ok")
