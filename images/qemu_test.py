@@ -15,7 +15,8 @@ log stays in build/qemu/<arch>-console.log.
 Environment: QEMU_TEST_INVERT=<scenario>/<check> (or 1 for a default check)
 inverts that assertion in the guest, a negative control that must fail the
 run; QEMU_TEST_TIMEOUT (s, default 1500) bounds one boot;
-PYPROCD_QEMU_CACHE moves the cache (default ~/.cache/pyprocd-qemu).
+QEMU_TEST_JOBS (default 2) targets run at once; PYPROCD_QEMU_CACHE moves
+the cache (default ~/.cache/pyprocd-qemu).
 """
 
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -185,7 +187,11 @@ def main(argv):
     with tempfile.TemporaryDirectory(prefix="pyprocd-qemu-") as work:
         ipk = builder.build_ipk(Path(work) / "ipk")
         payload = builder.build_payload(ipk, Path(work) / "payload.cpio", work)
-        results = [run_target(TARGETS[arch], payload) for arch in arches]
+        # One emulated CPU is one host thread: QEMU_TEST_JOBS targets at once
+        # (default 2, this machine's cores); each keeps its own console log.
+        jobs = int(os.environ.get("QEMU_TEST_JOBS", "2"))
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            results = list(pool.map(lambda arch: run_target(TARGETS[arch], payload), arches))
     for result in results:
         report(result)
     failed = sum(len(r.failed) for r in results)

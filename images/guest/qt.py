@@ -71,13 +71,36 @@ def ubus(method, args=None, obj="service"):
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
 
-def service_list(name=None, verbose=False):
+_bus = None
+
+
+def service_list(name=None, verbose=False, poll=False):
+    """`service list`; the CLI unless poll (a wait loop: one in-process
+    connection, as a python start costs seconds on an emulated MIPS)."""
+    global _bus
     args = {}
     if name:
         args["name"] = name
     if verbose:
         args["verbose"] = True
-    return ubus("list", args)
+    if not poll:
+        return ubus("list", args)
+    if _bus is None:
+        from pyprocd.bus.client import BlockingUbus
+
+        _bus = BlockingUbus("/var/run/ubus/ubus.sock", timeout=60)
+    status, replies = _bus.call("service", "list", args)
+    if status != 0:
+        raise UbusError(f"service list {args}: status {status}")
+    return replies[0] if replies else {}
+
+
+def reconnect():
+    """Drop the polling connection (the daemon it talked to is gone)."""
+    global _bus
+    if _bus is not None:
+        _bus.close()
+        _bus = None
 
 
 def instances(listing, service):

@@ -17,9 +17,9 @@ import qt
 SLEEP = "/bin/sleep"
 
 
-def running_pids(service, names):
+def running_pids(service, names, poll=True):
     """{instance: pid} once every named instance is listed as running, else None."""
-    found = qt.instances(qt.service_list(service), service)
+    found = qt.instances(qt.service_list(service, poll=poll), service)
     pids = {n: found.get(n, {}).get("pid") for n in names}
     if all(found.get(n, {}).get("running") and pids[n] for n in names):
         return pids
@@ -30,7 +30,8 @@ def start_several():
     argvs = {"a": [SLEEP, "1001"], "b": [SLEEP, "1002"], "c": [SLEEP, "1003"]}
     qt.ubus("set", {"name": "qt_multi", "instances": {
         n: {"command": argv} for n, argv in argvs.items()}})
-    pids = qt.wait(lambda: running_pids("qt_multi", argvs), timeout=120)
+    qt.wait(lambda: running_pids("qt_multi", argvs), timeout=120)
+    pids = running_pids("qt_multi", argvs, poll=False)
     qt.check("all-instances-running", pids, "not every instance of qt_multi listed running")
     if not pids:
         return None
@@ -61,7 +62,8 @@ def respawn_after_kill(name, delay):
         return None
     # The kernel's record of the successor's start, not when polling saw it.
     gap = qt.start_time(new[0]) - killed
-    listed = qt.wait(lambda: running_pids(name, ["main"]), timeout=60)
+    qt.wait(lambda: running_pids(name, ["main"]), timeout=60)
+    listed = running_pids(name, ["main"], poll=False)
     qt.check(f"respawned-pid-listed-{delay}s", listed and listed["main"] == new[0],
              f"list shows {listed}, /proc shows {new}")
     return gap
@@ -71,11 +73,13 @@ def crash_loop_gives_up():
     qt.ubus("set", {"name": "qt_crash", "instances": {"main": {
         "command": ["/bin/false"], "respawn": ["3600", "0", "3"]}}})
 
-    def gave_up():
-        inst = qt.instances(qt.service_list("qt_crash", verbose=True), "qt_crash").get("main", {})
+    def gave_up(poll=True):
+        listing = qt.service_list("qt_crash", verbose=True, poll=poll)
+        inst = qt.instances(listing, "qt_crash").get("main", {})
         return inst if inst.get("failed") and not inst.get("running") else None
 
-    inst = qt.wait(gave_up, timeout=120)
+    qt.wait(gave_up, timeout=120)
+    inst = gave_up(poll=False)
     qt.check("crash-loop-gives-up", inst, "qt_crash is still respawning or not marked failed")
     if inst:
         time.sleep(2)
@@ -90,7 +94,8 @@ def attributes():
     qt.ubus("set", {"name": "qt_attrs", "instances": {"main": {
         "command": argv, "nice": 7, "user": "nobody", "group": "nogroup",
         "limits": {"nofile": "123 456", "core": "unlimited"}}}})
-    pids = qt.wait(lambda: running_pids("qt_attrs", ["main"]), timeout=60)
+    qt.wait(lambda: running_pids("qt_attrs", ["main"]), timeout=60)
+    pids = running_pids("qt_attrs", ["main"], poll=False)
     if not qt.check("attributes-instance-running", pids,
                     f"qt_attrs not running: {qt.service_list('qt_attrs', verbose=True)}"):
         return
@@ -159,6 +164,7 @@ def daemon_kill_and_readopt():
     qt.wait(lambda: not qt.alive(old_daemon), timeout=30)
     qt.check("instances-outlive-daemon", all(qt.alive(p) for p in before.values()),
              "an instance died with the daemon")
+    qt.reconnect()
     started = subprocess.run(["/qemu/daemon-start", "after-sigkill"], check=False)
     if not qt.check("daemon-restarts", started.returncode == 0,
                     f"daemon-start exited {started.returncode}"):
@@ -194,7 +200,10 @@ def main():
     stop_leaves_nothing(pids)
     daemon_kill_and_readopt()
     for name in ("qt_respawn", "qt_respawn0", "qt_crash", "qt_attrs", "qt_log", "qt_survive"):
-        qt.ubus("delete", {"name": name})
+        try:
+            qt.ubus("delete", {"name": name})
+        except qt.UbusError as e:  # e.g. not re-adopted: already reported
+            qt.note(f"cleanup: {e}")
     qt.finish()
 
 

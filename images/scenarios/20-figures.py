@@ -17,7 +17,7 @@ def main():
         n: {"command": ["/bin/sleep", str(4000 + i)]} for i, n in enumerate(names)}})
 
     def all_running():
-        found = qt.instances(qt.service_list("qt_twenty"), "qt_twenty")
+        found = qt.instances(qt.service_list("qt_twenty", poll=True), "qt_twenty")
         return len([i for i in found.values() if i.get("running")]) == 20
 
     if qt.check("twenty-instances-running", qt.wait(all_running, timeout=180),
