@@ -20,8 +20,8 @@ SRC = os.path.join(os.path.dirname(HERE), "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from pyprocd.uci.parser import parse_package  # noqa: E402
-from pyprocd.uci.store import Store  # noqa: E402
+from pyprocd.uci.parser import parse_package
+from pyprocd.uci.store import Store
 
 
 def named_sections(n):

@@ -72,31 +72,38 @@ class Settings:
                 f"object={self.object!r}, respawn_defaults={self.respawn_defaults!r})")
 
 
-def _store(confdir, savedir=None, log=None):
+def _store(confdir, savedir=None, log=None, lock=None):
     """A libuci context reading like `uci export` (what init scripts' config_load
     runs): uncommitted changes in /tmp/.uci count, as they do for procd's
     init scripts and for reload-config's checksums — but, the daemon being
     root, only those only root could have written (refusals are logged)."""
     import os
 
+    from pyprocd.uci.files import LOCK_BLOCK
     from pyprocd.uci.store import DEFAULT_CONF2DIR, DEFAULT_SAVEDIR, Store
 
     if savedir is None:
         savedir = os.environ.get("PYPROCD_UCI_SAVEDIR", DEFAULT_SAVEDIR)
     conf2dir = os.environ.get("PYPROCD_UCI_CONF2DIR", DEFAULT_CONF2DIR)
     warn = None if log is None else (lambda message: log(f"uci: {message}", LOG_WARNING))
-    return Store(confdir=confdir, conf2dir=conf2dir, savedir=savedir, warn=warn)
+    return Store(confdir=confdir, conf2dir=conf2dir, savedir=savedir, warn=warn,
+                 lock=lock or LOCK_BLOCK)
 
 
-def load_package(confdir, name=PACKAGE, savedir=None, log=None):
+def load_package(confdir, name=PACKAGE, savedir=None, log=None, lock=None):
     """The package, or None if the file does not exist.
 
-    Raises UciError on a parse error (message with line and byte).
+    Raises UciError on a parse error (message with line and byte), and
+    ConfigLocked when lock is LOCK_TRY and another process holds the lock.
     """
     import os
 
+    from pyprocd.uci.files import ConfigLocked
+
     try:
-        return _store(confdir, savedir, log).load(name)
+        return _store(confdir, savedir, log, lock).load(name)
+    except ConfigLocked:
+        raise
     except UciError as e:
         if e.reason is None and not os.path.lexists(os.path.join(confdir, name)):
             return None  # no such package: nothing configured
@@ -138,9 +145,13 @@ def _int(value):
         return None
 
 
-def _system_respawn(confdir, savedir=None, log=None):
+def _system_respawn(confdir, savedir=None, log=None, lock=None):
+    from pyprocd.uci.files import ConfigLocked
+
     try:
-        system = load_package(confdir, "system", savedir, log)
+        system = load_package(confdir, "system", savedir, log, lock)
+    except ConfigLocked:
+        raise
     except UciError:
         return {}
     if system is None:
@@ -158,20 +169,20 @@ def _main_section(pkg):
     return pkg.lookup_extended("pyprocd", 0)
 
 
-def load_settings(confdir=DEFAULT_CONFDIR, pkg=None, savedir=None, log=None):
+def load_settings(confdir=DEFAULT_CONFDIR, pkg=None, savedir=None, log=None, lock=None):
     """Global settings from <confdir>/pyprocd (+ system for respawn defaults).
 
     Raises UciError when the file cannot be parsed.
     """
     if pkg is None:
-        pkg = load_package(confdir, savedir=savedir, log=log)
+        pkg = load_package(confdir, savedir=savedir, log=log, lock=lock)
     main = _main_section(pkg)
     settings = Settings()
     for field in ("socket", "syslog", "object"):
         value = _as_string(_get(main, field))
         if value:
             setattr(settings, field, value)
-    system = _system_respawn(confdir, savedir, log)
+    system = _system_respawn(confdir, savedir, log, lock)
     respawn = []
     for index, key in enumerate(("threshold", "timeout", "retry")):
         own = _int(_get(main, "default_respawn_" + key)) if main is not None else None
@@ -329,17 +340,17 @@ def _instance_name(sec, default):
     return default if sec.anonymous or sec.type == "service" else sec.name
 
 
-def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None, savedir=None):
+def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None, savedir=None, lock=None):
     """{service name: `service set` message} for every `config service`.
 
     Raises UciError when the file cannot be parsed.
     """
     log = log or (lambda message, priority=LOG_NOTICE: None)
     if pkg is None:
-        pkg = load_package(confdir, savedir=savedir, log=log)
+        pkg = load_package(confdir, savedir=savedir, log=log, lock=lock)
     if pkg is None:
         return {}
-    settings = load_settings(confdir, pkg, savedir, log)
+    settings = load_settings(confdir, pkg, savedir, log, lock)
     services = {}
     for sec in pkg.sections:
         if sec.type != "service" or sec.anonymous:
@@ -376,6 +387,12 @@ def _service_message(pkg, sec, settings, log):
     return msg
 
 
+# Waits between tries while another process holds a lock on the config
+# (a `uci commit` holds it for milliseconds; anyone who can read the file can
+# hold it forever): about 10 s in all, then the file is read without the lock.
+LOCK_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 2.0, 2.0, 3.0)
+
+
 class DeclaredServices:
     """Keeps the services of /etc/config/pyprocd submitted to the core.
 
@@ -384,18 +401,34 @@ class DeclaredServices:
     init script's reload does), and `delete`s services that were declared
     before and are gone now. A file that does not parse changes nothing: the
     error is logged with libuci's line/byte and every service keeps running.
+    A file locked by another process is retried on `call_later` (the loop's)
+    instead of waited for, so the daemon keeps answering meanwhile.
     """
 
-    def __init__(self, call, confdir=DEFAULT_CONFDIR, log=None, savedir=None):
+    def __init__(self, call, confdir=DEFAULT_CONFDIR, log=None, savedir=None, call_later=None):
         self.call = call  # call(method, msg) -> (status, reply)
         self.confdir = confdir
         self.savedir = savedir
         self.log = log or (lambda message, priority=LOG_NOTICE: None)
+        self.call_later = call_later  # call_later(delay, fn, *args); None: no waiting
         self.submitted = {}
+        self._retry_pending = False
 
     def apply(self):
+        if self._retry_pending:
+            return False  # the pending try reads the file as it is by then
+        return self._read_and_apply(0)
+
+    def _read_and_apply(self, tries):
+        from pyprocd.uci.files import LOCK_NONE, LOCK_TRY, ConfigLocked
+
+        self._retry_pending = False
+        lock = LOCK_TRY if tries < len(LOCK_RETRY_DELAYS) else LOCK_NONE
         try:
-            declared = declared_services(self.confdir, log=self.log, savedir=self.savedir)
+            declared = declared_services(self.confdir, log=self.log, savedir=self.savedir,
+                                         lock=lock)
+        except ConfigLocked as e:
+            return self._locked(e.path, tries)
         except UciError as e:
             self.log(f"cannot read {self.confdir}/{PACKAGE}: uci: {e.message()}; keeping the current services", LOG_ERR)
             return False
@@ -408,6 +441,17 @@ class DeclaredServices:
             self.call("delete", {"name": name})
         self.submitted = declared
         return True
+
+    def _locked(self, path, tries):
+        if tries == 0:
+            self.log(f"{path} is locked by another process; reading it when the lock is "
+                     "released", LOG_WARNING)
+        if self.call_later is None or tries + 1 >= len(LOCK_RETRY_DELAYS):
+            self.log(f"{path} is still locked; reading it without the lock", LOG_WARNING)
+            return self._read_and_apply(len(LOCK_RETRY_DELAYS))
+        self._retry_pending = True
+        self.call_later(LOCK_RETRY_DELAYS[tries], self._read_and_apply, tries + 1)
+        return False
 
     def on_event(self, type_, data):
         """True when this event means our package changed (`config.change`)."""
@@ -425,9 +469,18 @@ def fill_options(options, defaults, log=None):
     {"socket": "/var/run/ubus/ubus.sock", "object": "service", "syslog": "/dev/log"}.
     A config file that does not parse is reported and ignored.
     """
+    from pyprocd.uci.files import LOCK_NONE, LOCK_TRY, ConfigLocked
+
     confdir = getattr(options, "confdir", None) or DEFAULT_CONFDIR
     try:
-        settings = load_settings(confdir, log=log)
+        try:
+            settings = load_settings(confdir, log=log, lock=LOCK_TRY)
+        except ConfigLocked as e:
+            # start-up does not wait for a lock anyone can hold: read as it is
+            if log is not None:
+                log(f"{e.path} is locked by another process; reading it without the lock",
+                    LOG_WARNING)
+            settings = load_settings(confdir, log=log, lock=LOCK_NONE)
     except UciError as e:
         if log is not None:
             log(f"cannot read {confdir}/{PACKAGE}: uci: {e.message()}", LOG_ERR)
@@ -462,7 +515,7 @@ def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=No
         env = getattr(spawner, "base_env", None)
         engine = manager.triggers = TriggerEngine(
             loop, log=log, env=env, spawn=getattr(spawner, "start_script", None))
-    declared = DeclaredServices(manager.call, confdir, log, savedir)
+    declared = DeclaredServices(manager.call, confdir, log, savedir, call_later=loop.call_later)
     scheduled = []
 
     def resubmit():
