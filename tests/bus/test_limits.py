@@ -238,6 +238,45 @@ def test_flood_during_paused_lookup_stays_bounded_and_is_freed(bus):
     assert gone() is None, "the bus keeps the disconnected client alive"
 
 
+def test_a_held_client_can_finish_writing_a_whole_message(bus):
+    """libubus blocks in write() without reading: a client whose replies pile up
+    must still be able to send one whole (1 MiB) message, or it never reads again."""
+    echo = UbusObject("echo", {"echo": ({}, lambda inv, data: inv.reply({"n": len(data["s"])}))})
+    _connected(bus, echo)
+    peer = RawPeer(bus, rcvbuf=4096)
+    ping = F.message(F.PING, 1, 0, F.attr(F.A_DATA, b"p" * 30000))
+    for _ in range(40):  # ~1.2 MB of echoes it does not read: the bus holds it
+        peer.sock.setblocking(True)
+        peer.sock.settimeout(30)
+        peer.sock.sendall(ping)
+        peer.sock.setblocking(False)
+        bus.loop.run_once(0)
+    bus.until(lambda: peer.client.out_bytes > broker_module.OUTQ_HOLD)
+    # as large as the bus can forward with USER/GROUP added
+    payload = _data_filling(F.MAX_MSG - 1024, lambda p: _invoke_frame(echo.id, "echo", p))
+    big = memoryview(_invoke_frame(echo.id, "echo", payload, seq=9))
+    for _ in range(3000):  # writes only, no read, as libubus does
+        try:
+            big = big[peer.sock.send(big[:65536]):]
+        except BlockingIOError:
+            pass
+        if not big:
+            break
+        bus.loop.run_once(0.01)
+    assert not big, "the bus stopped reading before the client could finish its message"
+    # once it reads again, everything is answered in order
+    peer.frames = []
+
+    def answered():
+        peer.pump()
+        return any(F.header(f)[1:3] == (F.STATUS, 9) for f in peer.frames)
+
+    bus.until(answered, 60)
+    assert F.header(peer.frames[-2])[1:3] == (F.DATA, 9)
+    assert F.Attrs(F.body_of(peer.frames[-1])).u32(F.A_STATUS) == F.OK
+    peer.close()
+
+
 # -- messages at the 1 MiB limit ------------------------------------------------------
 
 

@@ -19,9 +19,13 @@ disappears mid-call costs nothing (its callers time out, as with ubusd).
 Limits beyond ubusd's, so that one client cannot starve or bloat the bus: at
 most MAX_OBJECTS_PER_CLIENT objects (and as many event patterns and as many
 subscriptions) per client, refused past that with NO_MEMORY; cleaning up after
-a client costs time linear in what it owned; a client is not read from while its listing is paused or its
-outgoing queue is over OUTQ_READ_PAUSE, so what the bus holds for it stays
-bounded (about 2 MiB) and goes with it; a message the bus would have to grow
+a client costs time linear in what it owned; a client is *held* while its
+listing is paused or its outgoing queue is over OUTQ_HOLD: its requests are
+parked unprocessed, and once PARKED_MAX bytes are parked it is not read from
+until its queue drains, so what the bus holds for it stays bounded (about
+3 MiB) and goes with it. (Parking first, rather than not reading at once, lets
+a libubus client that blocks in write() without reading finish writing one
+whole message, so that it reads again: no deadlock.) A message the bus would have to grow
 past 1 MiB (a call with USER/GROUP added) is refused with INVALID_ARGUMENT
 instead of reaching a receiver that would hang up on it.
 """
@@ -42,9 +46,11 @@ ACCEPT_PAUSE = 0.5  # seconds without accepting after accept() failed (e.g. out 
 # Far more than any real client registers (rpcd, netifd: dozens to hundreds), few
 # enough that one client's objects cost a few MB at most.
 MAX_OBJECTS_PER_CLIENT = 4096
-# Queued output above which the bus stops reading the client's requests (each
-# would only add replies to a queue that ubusd's 1 MiB cap then drops).
-OUTQ_READ_PAUSE = F.MAX_MSG // 4
+# Queued output above which the client's requests are parked, not handled (each
+# would only add replies to a queue that ubusd's 1 MiB cap then drops)...
+OUTQ_HOLD = F.MAX_MSG // 4
+# ...and parked bytes at which the bus stops reading it (one whole message fits).
+PARKED_MAX = F.MAX_MSG
 
 
 def random_id():
@@ -67,6 +73,7 @@ class Client:
         "objects",
         "out_bytes",
         "outq",
+        "parked",
         "patterns",
         "reader",
         "reading",
@@ -92,7 +99,8 @@ class Client:
         self.monitor = False
         self.mon_seq = 0
         self.lookup = None  # paused LOOKUP: (seq, peer, iterator)
-        self.inbox = []  # messages received while a LOOKUP is paused
+        self.inbox = deque()  # its requests parked while it is held, in order
+        self.parked = 0  # their bytes
         self.closed = False
 
 
@@ -287,21 +295,33 @@ class Broker:
         for raw in messages or ():
             if client.closed:
                 return
-            if client.lookup is not None:
-                client.inbox.append(raw)  # at most the rest of this one read: see below
+            if client.inbox or self._held(client):
+                client.inbox.append(raw)
+                client.parked += len(raw)
             else:
                 self._receive(client, raw)
         if messages is None and not client.closed:
             self._disconnect(client)
-        elif client.lookup is not None or client.out_bytes > OUTQ_READ_PAUSE:
-            # Read no more until the queue drains (_writable resumes): a client that
+        elif client.parked >= PARKED_MAX:
+            # Read no more until its queue drains (_release resumes): a client that
             # sends without reading must not make the bus hold what it sends.
             # A hang-up still shows: a queue is pending, so the writer is watched.
             client.reading = False
             self.loop.remove_reader(client.fd)
 
-    def _resume_reading(self, client):
-        if not client.reading and not client.closed and client.lookup is None:
+    @staticmethod
+    def _held(client):
+        """Its requests wait: a listing of its is paused, or its replies pile up unread."""
+        return client.lookup is not None or client.out_bytes > OUTQ_HOLD
+
+    def _release(self, client):
+        """Handle the requests parked while the client was held, in order, until it
+        is held again; read from it again when there is room to park."""
+        while client.inbox and not client.closed and not self._held(client):
+            raw = client.inbox.popleft()
+            client.parked -= len(raw)
+            self._receive(client, raw)
+        if not client.reading and not client.closed and client.parked < PARKED_MAX:
             client.reading = True
             self.loop.add_reader(client.fd, lambda c=client: self._readable(c))
 
@@ -347,20 +367,20 @@ class Broker:
             try:
                 sent = client.sock.send(chunk)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
                 self._disconnect(client)
                 return
             client.out_bytes -= sent
             if sent < len(chunk):
                 client.outq[0] = memoryview(chunk)[sent:]
-                return
+                break
             client.outq.popleft()
-        self.loop.remove_writer(client.fd)
-        if client.lookup is not None:
-            self._continue_lookup(client)
         if not client.outq:
-            self._resume_reading(client)
+            self.loop.remove_writer(client.fd)
+            if client.lookup is not None:
+                self._continue_lookup(client)
+        self._release(client)
 
     def _disconnect(self, client):
         if client.closed:
@@ -369,7 +389,8 @@ class Broker:
         # Everything held for it goes now, not when the last reference does.
         client.outq.clear()
         client.out_bytes = 0
-        client.inbox = []
+        client.inbox.clear()
+        client.parked = 0
         client.lookup = None
         client.reader = F.FrameReader()
         self.loop.remove_reader(client.fd)
@@ -454,16 +475,8 @@ class Broker:
             self._send(client, F.message(F.DATA, seq, peer, body))
             if client.outq:
                 return  # resumed by _writable
-        client.lookup = None
+        client.lookup = None  # what it sent meanwhile: see _release
         self._status(client, seq, peer, F.OK)
-        inbox, client.inbox = client.inbox, []
-        for i, queued in enumerate(inbox):
-            if client.closed:
-                return
-            if client.lookup is not None:
-                client.inbox = inbox[i:] + client.inbox
-                return
-            self._receive(client, queued)
 
     def _visible_signature(self, client, obj):
         """The SIGNATURE this client may see; None hides the object (no method allowed)."""
