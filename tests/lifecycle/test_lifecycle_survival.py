@@ -101,8 +101,8 @@ def _restore_from(tmp_path, saved):
     loop.strict = True
     spawner = _Spawner()
     state_file = state_mod.StateFile(loop, str(path))
-    mgr = ServiceManager(loop, spawner, recorder=state_file)
     log = []
+    mgr = ServiceManager(loop, spawner, recorder=state_file, log=lambda m, p=0: log.append(m))
     survival = Survival(loop, mgr, _Life(), sink=None, log=lambda m, p=0: log.append(m),
                         state_file=state_file)
     return loop, mgr, spawner, survival.restore(), log
@@ -117,8 +117,8 @@ def _entry(name, pid, start, respawn=True):
 
 
 def _saved(*entries):
-    return {"version": state_mod.STATE_VERSION, "daemon_pid": 1,
-            "manager": {"format": 1, "services": [
+    return {"format": state_mod.STATE_FORMAT, "daemon_pid": 1,
+            "manager": {"format": state_mod.STATE_FORMAT, "services": [
                 {"name": "svc", "autostart": True, "data": None, "triggers": None,
                  "validate": [], "version": 1, "deleted": False,
                  "instances": list(entries), "stopping": []}]}}
@@ -184,16 +184,31 @@ def test_state_of_another_daemon_is_never_taken_over(procs, tmp_path):
         assert alive(pid)  # nobody touched them
 
 
-def test_malformed_state_leaves_no_half_registry(tmp_path):
+def test_missing_fields_take_their_defaults(tmp_path):
+    # A state written by another version: a field it lacks must not make the
+    # whole state unreadable (every instance would run on unsupervised).
     me = os.getpid()
     good = _entry("good", me, state_mod.proc_start_time(me))
-    bad = dict(good, name="bad")
-    del bad["watchdog"]  # a state file from a broken writer
+    sparse = dict(good, name="sparse")
+    for key in ("watchdog", "exits", "respawn_count", "spawn_error", "halt", "version"):
+        del sparse[key]
+    loop, mgr, _spawner, counts, log = _restore_from(tmp_path, _saved(good, sparse))
+    assert counts == (2, 0)
+    inst = mgr.services["svc"].instances["sparse"]
+    assert inst.pid == me and inst.wd_mode == 0 and inst.respawn_count == 0
+    loop.unwatch_child(me)
+    loop.close()
+
+
+def test_unreadable_entry_is_left_out_alone(tmp_path):
+    me = os.getpid()
+    good = _entry("good", me, state_mod.proc_start_time(me))
+    bad = dict(good, name="bad", raw="not a table", pid=0)
     loop, mgr, _spawner, counts, log = _restore_from(tmp_path, _saved(good, bad))
-    assert counts == (0, 0)
-    assert mgr.services == {}
-    assert me not in loop._children  # the adopted pid is not watched any more
-    assert any("ignoring crash-survival state" in line for line in log)
+    assert counts == (1, 0)
+    assert sorted(mgr.services["svc"].instances) == ["good"]
+    assert any("svc::bad left out" in line for line in log)
+    loop.unwatch_child(me)
     loop.close()
 
 

@@ -23,8 +23,8 @@ def test_encode_is_json(value):
 
 
 def test_decode_round_trip_and_rejects_garbage():
-    from pyprocd.daemon.state import STATE_VERSION
-    state = {"version": STATE_VERSION, "services": [{"name": "x\n\u00e9"}]}
+    from pyprocd.daemon.state import STATE_FORMAT
+    state = {"format": STATE_FORMAT, "services": [{"name": "x\n\u00e9"}]}
     assert decode(encode(state)) == (state, None)
     bad, reason = decode(b"{not json")
     assert bad is None and "unreadable" in reason

@@ -574,10 +574,10 @@ class ServiceManager:
 
         return snapshot.export_state(self, describe_proc)
 
-    def import_state(self, state, adopt):
+    def import_state(self, state, adopt, reject=None):
         from pyprocd.core import snapshot
 
-        return snapshot.import_state(self, state, adopt)
+        return snapshot.import_state(self, state, adopt, reject)
 
 
 

@@ -226,7 +226,11 @@ class Lifecycle:
     def _resume_after_reexec(self, fd):
         from pyprocd.daemon import reexec
 
-        self.handed_over = reexec.receive(fd)
+        try:
+            self.handed_over = reexec.receive(fd)
+        except (ValueError, OSError) as e:
+            # Serve on: the survival code says what was lost.
+            self.handed_over = {"refused": str(e), "extra": {}}
         self._detached = self.opts.detach
         self.ready = True
         info = self.handed_over.get("pidfile")

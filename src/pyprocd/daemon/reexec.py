@@ -30,7 +30,6 @@ import _signal as signal  # C module: `signal` would import enum (~0.8 MB for th
 import os
 import sys
 
-FORMAT = 1
 
 
 def _memfd(data):
@@ -92,7 +91,9 @@ def handover(state, keep_fds, env_var, drain_signals=None):
     again so that they wait, pending, for the new image."""
     import json  # the process is about to exec itself: costs nothing lasting
 
-    data = json.dumps({"format": FORMAT, **state}, separators=(",", ":")).encode()
+    from pyprocd.daemon.state import STATE_FORMAT
+
+    data = json.dumps({"format": STATE_FORMAT, **state}, separators=(",", ":")).encode()
     fd = _memfd(data)
     for keep in keep_fds:
         os.set_inheritable(keep, True)
@@ -135,8 +136,10 @@ def receive(fd):
     os.close(fd)
     import json  # a re-exec'd daemon: the json module is the price of the handover
 
-    state = json.loads(b"".join(chunks))
-    if state.get("format") != FORMAT:
-        raise ValueError("handed-over state of an unknown format")
+    from pyprocd.daemon.state import migrate
+
+    state, reason = migrate(json.loads(b"".join(chunks)))
+    if state is None:
+        raise ValueError(f"handed-over state: {reason}")
     return state
 

@@ -27,7 +27,9 @@ adopted instance is unknown (it is no longer our child: the pidfd says
 
 import os
 
-STATE_VERSION = 1
+# The state file's format is the one STATE_FORMAT of the core's export (also
+# the re-exec hand-over's).
+from pyprocd.core.snapshot import STATE_FORMAT
 DEBOUNCE = 0.2  # seconds between the first change and the write
 
 _CLK_TCK = None
@@ -139,9 +141,39 @@ def decode(data):
         state = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         return None, f"unreadable state ({e})"
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-        return None, "state of an unknown version"
-    return state, None
+    return migrate(state)
+
+
+def _from_format_1(doc):
+    """Format 1 (up to e510d50): the state file said "version", the hand-over
+    "format", both with a manager export of "format" 1; no journal."""
+    doc.pop("version", None)
+    doc["format"] = 2
+    doc.setdefault("journal_seq", 0)
+    if isinstance(doc.get("manager"), dict):
+        doc["manager"]["format"] = 2
+    return doc
+
+
+# format -> step to the next format. A new format adds one step here (and
+# its readers take new fields with defaults, so most changes need none).
+MIGRATIONS = {1: _from_format_1}
+
+
+def migrate(doc):
+    """A persisted document (state file or hand-over), brought up to
+    STATE_FORMAT: (doc, None), or (None, why it cannot be used)."""
+    if not isinstance(doc, dict):
+        return None, "not a state document"
+    found = doc.get("format", doc.get("version"))
+    if type(found) is not int or not 1 <= found:
+        return None, f"state of an unknown format ({found!r})"
+    if found > STATE_FORMAT:
+        return None, f"state written by a newer pyprocd (format {found}, this one reads up to {STATE_FORMAT})"
+    while found < STATE_FORMAT:
+        doc = MIGRATIONS[found](doc)
+        found = doc["format"]
+    return doc, None
 
 
 def load(path):
@@ -288,7 +320,7 @@ class StateFile:
         if self._export is None:
             return
         started = self.loop.time()
-        state = {"version": STATE_VERSION, "daemon_pid": os.getpid(),
+        state = {"format": STATE_FORMAT, "daemon_pid": os.getpid(),
                  "identity": self.identity, "journal_seq": self._seq,
                  "manager": self._export()}
         try:

@@ -67,8 +67,12 @@ class Survival:
             # Before anything can spawn (children inherit the signal mask):
             # catch and let in the signals held over the exec.
             reexec.catch_control_signals(self.loop)
+            rejected = []
             try:
-                counts = self.mgr.import_state(handed["manager"], self._adopt_child)
+                if handed.get("refused"):
+                    raise ValueError(handed["refused"])
+                counts = self.mgr.import_state(handed["manager"], self._adopt_child,
+                                               rejected.append)
             except (ValueError, KeyError, TypeError) as e:
                 # An upgrade that cannot read its predecessor's state: serve
                 # on (empty) rather than die; the children stay ours to reap.
@@ -77,6 +81,7 @@ class Survival:
                 self.log(f"re-exec: cannot take the handed-over state: {e!r}; "
                          "its instances run on unsupervised", LOG_ERR)
                 return (0, 0)
+            self._stop_unknown(_processes_of(rejected))
             # Keep only what main may still ask for; the rest is garbage now.
             self.life.handed_over = {"extra": handed.get("extra") or {}}
             # Children that exited during the exec are zombies: collect them.
@@ -96,14 +101,16 @@ class Survival:
                      f"daemon ({saved.get('identity')!r})", LOG_WARNING)
             return (0, 0)
         journal = state.load_journal(f"{self.state_path}.journal", saved.get("journal_seq", 0))
+        rejected = []
         try:
             unknown = state.apply_journal(saved["manager"], journal)
-            counts = self.mgr.import_state(saved["manager"], self._adopt_foreign)
+            counts = self.mgr.import_state(saved["manager"], self._adopt_foreign,
+                                           rejected.append)
         except (ValueError, KeyError, TypeError) as e:
             self._forget_partial_import()
             self.log(f"ignoring crash-survival state {self.state_path}: {e!r}", LOG_ERR)
             return (0, 0)
-        self._stop_unknown(unknown)
+        self._stop_unknown(unknown + _processes_of(rejected))
         self.log(f"took back {counts[0]} running instances after a daemon restart "
                  f"({counts[1]} died meanwhile)", LOG_NOTICE)
         return counts
@@ -121,9 +128,10 @@ class Survival:
         self.mgr.services.clear()
 
     def _stop_unknown(self, unknown):
-        """Processes the crashed daemon started for a change it never got to
-        record (a `set` cut short): the change is lost, so are they. Stopped
-        like an instance: SIGTERM, SIGKILL after the default term timeout."""
+        """Processes nobody can supervise: started for a change the crashed
+        daemon never got to record (a `set` cut short), or of an entry the
+        state could not give back. Stopped like an instance: SIGTERM,
+        SIGKILL after the default term timeout."""
         stopped = 0
         for pid, detail in unknown:
             start = (detail or {}).get("start") if type(detail) is dict else None
@@ -137,8 +145,7 @@ class Survival:
             self.loop.call_later(DEFAULT_TERM_TIMEOUT, self._kill_if_left, pid, start)
             stopped += 1
         if stopped:
-            self.log(f"stopping {stopped} processes started for a change the crashed "
-                     "daemon did not record", LOG_WARNING)
+            self.log(f"stopping {stopped} processes the state does not describe", LOG_WARNING)
 
     def _kill_if_left(self, pid, start):
         if state.is_same_process(pid, start):
@@ -320,6 +327,12 @@ def dump_lines(mgr):
                 + f" respawn_count {inst.respawn_count}"
                 + (f" last exits [{exits}]" if exits else ""))
     return lines
+
+
+def _processes_of(entries):
+    """(pid, process description) of the state entries that name a process."""
+    return [(entry.get("pid"), entry.get("proc")) for entry in entries
+            if type(entry) is dict and entry.get("pid")]
 
 
 def _kill_leader(pid, sig):
