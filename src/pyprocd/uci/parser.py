@@ -153,8 +153,37 @@ class Tokenizer:
         self._copy(out, self.pos, end)
         self.pos = end
 
+    def _simple_word(self):
+        """The common words in one step: a bare run or one '...' piece that
+        whitespace or the line's end follows. None: take the general path."""
+        buf, pos = self.buf, self.pos
+        n = len(buf)
+        if pos >= n:
+            return None
+        if buf[pos] == _QUOTE:
+            first, end = pos + 1, buf.find(b"'", pos + 1)
+            if end < 0:
+                return None
+        else:
+            first = end = pos
+            while end < n and buf[end] not in _SPECIAL:
+                end += 1
+            if end == pos:
+                return None
+        after = end + 1 if first != pos else end  # past the closing quote
+        if after < n and buf[after] != NUL:
+            if buf[after] not in _SPACE:
+                return None  # concatenation, comment, ';' or a backslash follows
+            self.pos = after + 1  # the terminator is consumed
+        else:
+            self.pos = after
+        return _text(buf[first:end])
+
     def parse_str(self):
         """One shell-like word starting at pos; returns its text."""
+        word = self._simple_word()
+        if word is not None:
+            return word
         out = bytearray()
         start = self.pos
         next_statement_ok = True
