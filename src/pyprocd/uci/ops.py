@@ -107,15 +107,31 @@ def rename(pkg, section, option, new_name):
     return _delta("@", section, option, new_name)
 
 
+def _leading_integer(text):
+    """strtol's view of text: (sign, digits) after leading blanks, None without digits.
+
+    (No `re`: delta files are replayed inside the daemon, which must not import it.)
+    """
+    i, n = 0, len(text)
+    while i < n and text[i] in " \t\n\v\f\r":
+        i += 1
+    sign = ""
+    if i < n and text[i] in "+-":
+        sign, i = text[i], i + 1
+    end = i
+    while end < n and text[end] in "0123456789":
+        end += 1
+    return (sign, text[i:end]) if end > i else None
+
+
 def parse_position(text):
     """strtoul() then use as a signed int: '-1' wraps to -1, junk gives 0."""
-    import re  # lazily: the daemon reads configs but never reorders, keep `re` out of it
-
-    m = re.match(r"\s*([+-]?)(\d+)", text)
-    if not m:
+    number = _leading_integer(text)
+    if number is None:
         return 0
-    n = int(m.group(2)) & 0xFFFFFFFFFFFFFFFF
-    if m.group(1) == "-":
+    sign, digits = number
+    n = int(digits) & 0xFFFFFFFFFFFFFFFF
+    if sign == "-":
         n = (-n) & 0xFFFFFFFFFFFFFFFF
     n &= 0xFFFFFFFF
     return n - (1 << 32) if n & 0x80000000 else n
@@ -123,10 +139,8 @@ def parse_position(text):
 
 def parse_index(text):
     """A list index for `delete …=N`: must start with a decimal number."""
-    import re
-
-    m = re.match(r"\s*([+-]?\d+)", text)
-    return int(m.group(1)) if m else None
+    number = _leading_integer(text)
+    return None if number is None else int(number[0] + number[1])
 
 
 def reorder(pkg, section, value):
