@@ -28,6 +28,7 @@ for path in (SRC, os.path.dirname(HERE)):  # pyprocd, and `bench.*` when run as 
         sys.path.insert(0, path)
 
 from bench.measure import bare_python_mem, mem, usage, wait_for
+from pyprocd.api.service import call_service
 from pyprocd.core.manager import ServiceManager
 from pyprocd.loop import Loop
 from pyprocd.process.logsink import DaemonLog, SyslogSink
@@ -58,10 +59,10 @@ def bench_respawn(cycles):
     loop, mgr = _manager()
     stamps = []
     mgr.notify = lambda t, p: stamps.append((t, time.perf_counter()))
-    mgr.call("set", {"name": "r", "instances": {"i": {
+    call_service(mgr, "set", {"name": "r", "instances": {"i": {
         "command": ["/bin/true"], "respawn": ["0", "0", "0"]}}})
     loop.run_until(lambda: sum(t == "instance.start" for t, _ in stamps) > cycles, 120)
-    mgr.call("delete", {"name": "r"})
+    call_service(mgr, "delete", {"name": "r"})
     loop.run_until(lambda: not mgr.services, 30)
     loop.close()
     latencies = []
@@ -86,13 +87,13 @@ def bench_respawn(cycles):
 def bench_start(n):
     loop, mgr = _manager()
     t0 = time.perf_counter()
-    mgr.call("set", {"name": "s", "instances": {
+    call_service(mgr, "set", {"name": "s", "instances": {
         f"i{k:04d}": {"command": ["/bin/sleep", "100000"]} for k in range(n)}})
     pids = [i.pid for i in mgr.services["s"].instances.values()]
     loop.run_until(lambda: all(_exec_done(p) for p in pids), 300)
     ours = time.perf_counter() - t0
     t1 = time.perf_counter()
-    _, reply = mgr.call("list", {})
+    _, reply = call_service(mgr, "list", {})
     list_s = time.perf_counter() - t1
     t2 = time.perf_counter()
     json.dumps(reply)
@@ -106,7 +107,7 @@ def bench_start(n):
         encoded_s = time.perf_counter() - t3
     except (ImportError, AttributeError):
         pass
-    mgr.call("delete", {"name": "s"})
+    call_service(mgr, "delete", {"name": "s"})
     loop.run_until(lambda: not mgr.services, 120)
     loop.close()
     # Baseline: a bare loop forking the same processes.

@@ -12,10 +12,11 @@
 
 import pytest
 
-from pyprocd.api.service import PROCD_METHODS, ServiceApi
+from pyprocd.api.service import PROCD_METHODS, Method, ServiceApi
 from pyprocd.bus import frame as F
 from pyprocd.bus.broker import Broker
 from pyprocd.bus.client import UbusClient, UbusObject
+from pyprocd.core.status import CallError
 from pyprocd.loop import Loop
 from pyprocd.wire import blobmsg
 from tests.bus import busreplay as R
@@ -69,6 +70,15 @@ def procd_script(sessions):
     return script
 
 
+def _scripted(method):
+    def handler(manager, args):
+        status, reply = manager.call(method, args)
+        if status:
+            raise CallError(status=status)
+        return reply
+    return handler
+
+
 class ScriptedManager:
     """Answers like procd did in the capture; notifications with procd's seq numbers."""
 
@@ -108,7 +118,9 @@ def test_procd_sessions_with_our_object(tmp_path, capture):
     client = UbusClient(loop, path, reconnect=False)
     manager = ScriptedManager(loop, procd_script(sessions))
     manager.client = client
-    api = ServiceApi(client, manager)
+    # Every method answered from the capture instead of the core's operations.
+    api = ServiceApi(client, manager, extra=[
+        Method(name, policy, _scripted(name), changes_state=False) for name, policy in PROCD_METHODS])
     published = []
     api.publish(published.append)
     client.start()

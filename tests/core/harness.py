@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 
+from pyprocd.api.service import call_service
 from pyprocd.core.manager import ServiceManager
 from pyprocd.loop import Loop
 from pyprocd.process.logsink import DaemonLog, SyslogSink
@@ -45,7 +46,7 @@ class Supervisor:
         self.mgr.notify = lambda t, p: self.notifications.append((t, p))
 
     def call(self, method, msg=None):
-        return self.mgr.call(method, msg)
+        return call_service(self.mgr, method, msg)
 
     def pump(self, seconds):
         self.loop.run_until(lambda: False, seconds)

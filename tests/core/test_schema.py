@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from pyprocd.api.service import dump_instance
 from pyprocd.bus.ubuscli import parse_options
 from pyprocd.core import schema
 from pyprocd.core.instance import Instance
-from pyprocd.core.manager import dump_instance
 from pyprocd.core.spec import FIELDS, InstanceSpec, needs_restart, parse_instance
 from pyprocd.daemon import settings
 from pyprocd.uci.parser import parse_package as parse_uci

@@ -34,6 +34,7 @@ def main(argv):
     life = lifecycle.Lifecycle(opts)
     life.start()
 
+    from pyprocd.api.service import Method, call_service, method_table
     from pyprocd.core.manager import ServiceManager
     from pyprocd.daemon.state import StateFile
     from pyprocd.daemon.survival import Survival
@@ -58,10 +59,13 @@ def main(argv):
     survival.restore()
     survival.install()
 
+    methods = method_table([Method("reexec", {}, survival.reexec_method, changes_state=False,
+                                   listed=False)])
+
     def dispatch(request):
         if request["method"] == "_pid":
             return 0, {"pid": os.getpid()}
-        return mgr.call(request["method"], request.get("msg"))
+        return call_service(mgr, request["method"], request.get("msg"), methods)
 
     control.append(_listen(args["control"], loop, dispatch))
 

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from pyprocd.api.service import call_service
 from pyprocd.core.manager import ServiceManager
 from pyprocd.daemon import main as daemon_main
 from pyprocd.daemon import state as state_mod
@@ -76,7 +77,7 @@ def test_crash_with_nothing_running_keeps_the_state(tmp_path):
     # Services with no running process (autostart off, failed, waiting to
     # respawn) are state too: a crash must not make the next daemon forget them.
     daemon, mgr, life = _daemon(tmp_path)
-    assert mgr.call("set", {"name": "manual", "autostart": False, "instances": {
+    assert call_service(mgr, "set", {"name": "manual", "autostart": False, "instances": {
         "off": {"command": ["sleep", "1"]}}})[0] == 0
 
     path = str(tmp_path / "state.json")
@@ -101,7 +102,7 @@ def test_crash_with_nothing_running_keeps_the_state(tmp_path):
 
 def test_clean_shutdown_forgets_the_state(tmp_path):
     daemon, mgr, life = _daemon(tmp_path)
-    assert mgr.call("set", {"name": "manual", "autostart": False, "instances": {
+    assert call_service(mgr, "set", {"name": "manual", "autostart": False, "instances": {
         "off": {"command": ["sleep", "1"]}}})[0] == 0
     daemon.loop.call_soon(daemon.shutdown)
     assert daemon.run() == 0

@@ -1,44 +1,24 @@
-"""The registry of services and procd's `service` method table (spec §1).
+"""The registry of services: the operations procd's `service` object offers (spec §1).
 
-`ServiceManager.call(method, msg)` is what the ubus object serves: it takes
-the decoded request table and returns (status, reply). Every argument is
-checked before anything changes, so bad input leaves the registry as it was.
-Type checks mirror procd's blobmsg policies: a value of the wrong type
-counts as missing.
+The method table, argument policies and reply shapes are the api layer's
+(pyprocd.api.service); here each method is a typed operation that checks
+everything before it changes anything, so bad input leaves the registry as
+it was: it raises NotFound / InvalidArgument (core.status) instead.
 """
 
-import errno
 import os
 
 from pyprocd.common import LOG_DEBUG, LOG_NOTICE, LOG_WARNING
-from pyprocd.core import status as st
 from pyprocd.core.instance import Instance
-from pyprocd.core.schema import LISTED
-from pyprocd.core.spec import (
-    DEFAULT_RESPAWN,
-    MAX_TIMER_SECONDS,
-    Facts,
-    is_bool,
-    is_int32,
-    is_str,
-    parse_instance,
-)
+from pyprocd.core.spec import DEFAULT_RESPAWN, MAX_TIMER_SECONDS, Facts, is_str, parse_instance
+from pyprocd.core.status import InvalidArgument, NotFound, error_for_errno
 from pyprocd.wire.blobmsg import MAX_DEPTH
 
 RUNNING_PARALLEL = 8  # procd runs at most 8 `init.d/x running` calls at once
 
 
-def _opt(msg, key, check):
-    value = msg.get(key)
-    return value if check(value) else None
-
-
 def _is_table(v):
     return type(v) is dict
-
-
-def _is_array(v):
-    return type(v) is list
 
 
 class Service:
@@ -74,32 +54,27 @@ class ServiceManager:
         self.services = {}
         self._running_queue = []
         self._running_active = 0
-        self.methods = {
-            "set": self.m_set, "add": self.m_add, "list": self.m_list,
-            "delete": self.m_delete, "signal": self.m_signal,
-            "update_start": self.m_update_start, "update_complete": self.m_update_complete,
-            "event": self.m_event, "validate": self.m_validate,
-            "get_data": self.m_get_data, "set_data": self.m_set_data,
-            "state": self.m_state, "watchdog": self.m_watchdog,
-            "revive": self.m_revive,  # issue 6: beyond procd, see end of file
-        }
 
-    # -- entry point -----------------------------------------------------------
+    # -- lookups -----------------------------------------------------------------
 
-    def call(self, method, msg):
-        handler = self.methods.get(method)
-        if handler is None:
-            return st.METHOD_NOT_FOUND, None
-        if msg is None:
-            msg = {}
-        if type(msg) is not dict:
-            return st.INVALID_ARGUMENT, None
-        result = handler(msg)
-        if method not in READ_ONLY_METHODS:
-            self._state_changed()  # issue 6: crash-survival state file
-        if result is None:
-            return st.OK, None
-        return result
+    def service(self, name):
+        svc = self.services.get(name) if name is not None else None
+        if svc is None:
+            raise NotFound(f"service {name} not found")
+        return svc
+
+    def instance(self, name, instance):
+        svc = self.service(name)
+        inst = svc.instances.get(instance) if instance is not None else None
+        if inst is None:
+            self.log(f"instance {instance} not found", LOG_DEBUG)
+            raise NotFound(f"instance {name}::{instance} not found")
+        return inst
+
+    def state_changed(self):
+        """Something export_state() shows may have changed: the daemon debounces
+        this into one state-file write."""
+        self.recorder.changed()
 
     # -- events (notifications + trigger engine) -----------------------------------
 
@@ -115,7 +90,7 @@ class ServiceManager:
             payload["respawn_count"] = inst.respawn_count
             payload["command"] = list(inst.spec.command or ())
         self.notify(type_, payload)
-        self._state_changed()  # issue 6: crash-survival state file
+        self.state_changed()  # crash-survival state file
         # Beyond procd: instance life-cycle events feed triggers too (user-asks #4).
         self.event(type_, dict(payload))
 
@@ -231,30 +206,24 @@ class ServiceManager:
         for inst in [i for i in svc.instances.values() if i.version != svc.version]:
             self._remove_instance(inst)
 
-    # -- set / add -------------------------------------------------------------
+    # -- operations of the `service` object (the api layer holds the method table) --
 
-    def m_set(self, msg):
-        return self._set_or_add(msg, add=False)
+    def submit(self, name, *, instances=None, triggers=None, validate=None, autostart=None,
+               data=None, merge=False):
+        """`set` (merge=False: `instances` replaces the instance set) or `add`.
 
-    def m_add(self, msg):
-        return self._set_or_add(msg, add=True)
-
-    def _set_or_add(self, msg, add):
-        name = _opt(msg, "name", is_str)
+        Raises InvalidArgument before anything changes: no name, or something
+        `list` could not show later.
+        """
         if not name:
-            return st.INVALID_ARGUMENT, None
-        refused = _unlistable(msg, 1)
-        if _is_table(msg.get("instances")) and "" in msg["instances"]:
+            raise InvalidArgument("a service needs a name")
+        refused = _unlistable({"instances": instances, "triggers": triggers,
+                               "validate": validate, "data": data}, 1)
+        if instances is not None and "" in instances:
             refused = "an instance needs a name"  # `list` could not show it as JSON
         if refused:
             self.log(f"service {name}: refused, {refused}", LOG_WARNING)
-            return st.INVALID_ARGUMENT, None
-        instances = _opt(msg, "instances", _is_table)
-        triggers = _opt(msg, "triggers", _is_array)
-        validate = _opt(msg, "validate", _is_array)
-        autostart = _opt(msg, "autostart", is_bool)
-        data = _opt(msg, "data", _is_table)
-
+            raise InvalidArgument(refused)
         svc = self.services.get(name)
         new = svc is None
         if new:
@@ -274,75 +243,25 @@ class ServiceManager:
             svc.data = dict(sorted(data.items()))
             self.data_update_events(old, data)
         if instances is not None:
-            if not add:
+            if not merge:
                 svc.version += 1
             for inst_name, raw in instances.items():
                 if type(raw) is dict:
                     self._upsert_instance(svc, inst_name, raw)
-            if not add:
+            if not merge:
                 self._flush_stale(svc)
         if new:
             # After the instances' instance.start, as procd (recorded sessions show it).
             self.notify("service.start", {"service": name})
         if new or instances is not None:
             self.queue_running(name)
-        return None
 
-    # -- list -----------------------------------------------------------------
-
-    def m_list(self, msg):
-        name = _opt(msg, "name", is_str)
-        verbose = _opt(msg, "verbose", is_bool) or False
-        reply = {}
-        for svc_name in sorted(self.services):
-            if name is not None and svc_name != name:
-                continue
-            reply[svc_name] = self.dump_service(self.services[svc_name], verbose)
-        return st.OK, reply
-
-    def dump_service(self, svc, verbose):
-        out = {}
-        if not svc.autostart:
-            out["autostart"] = False
-        if svc.data:
-            out["data"] = svc.data
-        if svc.instances:
-            out["instances"] = {
-                n: dump_instance(svc.instances[n], verbose) for n in sorted(svc.instances)
-            }
-        if verbose and svc.triggers:
-            out["triggers"] = svc.triggers
-        if verbose and svc.validate:
-            out["validate"] = [
-                {"package": v["package"], "type": v["type"], "rules": v.get("data") or {}}
-                for v in svc.validate
-            ]
-        return out
-
-    # -- delete / signal / state ---------------------------------------------------------
-
-    def _find(self, msg):
-        """(service, instance-or-None, status-or-None) for name/instance lookups."""
-        name = _opt(msg, "name", is_str)
-        svc = self.services.get(name) if name is not None else None
-        if svc is None:
-            return None, None, st.NOT_FOUND
-        inst_name = _opt(msg, "instance", is_str)
-        if inst_name is None:
-            return svc, None, None
-        inst = svc.instances.get(inst_name)
-        if inst is None:
-            self.log(f"instance {inst_name} not found", LOG_DEBUG)
-            return svc, None, st.NOT_FOUND
-        return svc, inst, None
-
-    def m_delete(self, msg):
-        svc, inst, err = self._find(msg)
-        if err is not None:
-            return err, None
-        if inst is not None:
-            self._remove_instance(inst)
-            return None
+    def delete(self, name, instance=None):
+        """Stop and remove a whole service, or one instance of it."""
+        if instance is not None:
+            self._remove_instance(self.instance(name, instance))
+            return
+        svc = self.service(name)
         svc.deleted = True
         svc.data = None
         svc.triggers = None
@@ -350,149 +269,81 @@ class ServiceManager:
         for one in list(svc.instances.values()):
             self._remove_instance(one)
         self._maybe_drop_service(svc)
-        return None
 
-    def m_signal(self, msg):
-        svc, inst, err = self._find(msg)
-        if err is not None:
-            return err, None
-        sig = msg.get("signal")
-        if not is_int32(sig):
-            sig = 1  # SIGHUP, procd's default
-        targets = [inst] if inst is not None else [svc.instances[n] for n in sorted(svc.instances)]
-        result = st.NOT_FOUND  # nothing running to signal: what procd's stale kill() gives
+    def signal(self, name, instance=None, sig=1):
+        """kill() the main pid of one or every running instance; the last
+        result counts (procd). Never a stale or zero pid (procd sends those)."""
+        if instance is not None:
+            targets = [self.instance(name, instance)]
+        else:
+            svc = self.service(name)
+            targets = [svc.instances[n] for n in sorted(svc.instances)]
+        err = None
         for one in targets:
-            if not one.running:
-                continue  # never kill() a stale or zero pid (procd does)
-            result = _errno_status(self.spawner.kill(one.pid, sig))
-        return result, None
+            if one.running:
+                err = self.spawner.kill(one.pid, sig)
+        if err is None:
+            raise NotFound("nothing running to signal")  # what procd's stale kill() gives
+        if err:
+            raise error_for_errno(err)
 
-    def m_state(self, msg):
-        spawn = _opt(msg, "spawn", is_bool)
+    def set_spawn(self, name, spawn):
+        """`state`: start every stopped instance, or stop every running one."""
         if spawn is None:
-            return st.INVALID_ARGUMENT, None
-        svc, _inst, err = self._find({"name": msg.get("name")})
-        if err is not None:
-            return err, None
-        for name in sorted(svc.instances):
-            inst = svc.instances[name]
+            raise InvalidArgument("spawn is required")
+        svc = self.service(name)
+        for inst_name in sorted(svc.instances):
+            inst = svc.instances[inst_name]
             if spawn and not inst.running:
                 inst.start()
             elif not spawn and inst.running:
                 inst.stop(halt=False)
-        return None
 
-    # -- update_start / update_complete ------------------------------------------
+    def begin_update(self, name):
+        """`update_start`: every instance is stale until re-added."""
+        self._service_for_update(name).version += 1
 
-    def m_update_start(self, msg):
-        svc, err = self._service_for_update(msg)
-        if svc is None:
-            return err, None
-        svc.version += 1
-        return None
+    def complete_update(self, name):
+        """`update_complete`: stale instances are removed."""
+        self._flush_stale(self._service_for_update(name))
 
-    def m_update_complete(self, msg):
-        svc, err = self._service_for_update(msg)
-        if svc is None:
-            return err, None
-        self._flush_stale(svc)
-        return None
-
-    def _service_for_update(self, msg):
-        name = _opt(msg, "name", is_str)
+    def _service_for_update(self, name):
         if name is None:
-            return None, st.INVALID_ARGUMENT
-        svc = self.services.get(name)
-        return (svc, None) if svc is not None else (None, st.NOT_FOUND)
+            raise InvalidArgument("name is required")
+        return self.service(name)
 
-    # -- event / validate -----------------------------------------------------------
-
-    def m_event(self, msg):
-        type_ = _opt(msg, "type", is_str)
-        data = _opt(msg, "data", _is_table)
+    def inject_event(self, type_, data):
+        """`event`: run the triggers and tell the subscribers."""
         if type_ is None or data is None:
-            return st.INVALID_ARGUMENT, None
+            raise InvalidArgument("type and data are required")
         self.event(type_, data)
         self.notify("event.trigger", {"type": type_, "data": data})
         if type_ == "config.change" and is_str(data.get("package")):
             self.notify("config.change", {"config": data["package"]})
-        return None
 
-    def m_validate(self, msg):
-        if _opt(msg, "service", is_str) is not None:
-            return st.OK, None  # procd: filter by service is unimplemented, no body
-        package = _opt(msg, "package", is_str)
-        type_ = _opt(msg, "type", is_str)
-        reply = {}
-        for svc_name in sorted(self.services):
-            for v in self.services[svc_name].validate:
-                if package is not None and v["package"] != package:
-                    continue
-                if type_ is not None and v["type"] != type_:
-                    continue
-                rules = reply.setdefault(v["package"], {}).setdefault(v["type"], {})
-                rules.update(v.get("data") or {})
-        return st.OK, reply
-
-    # -- data ---------------------------------------------------------------------
-
-    def m_get_data(self, msg):
-        name = _opt(msg, "name", is_str)
-        inst_name = _opt(msg, "instance", is_str)
-        type_ = _opt(msg, "type", is_str)
-
-        def pick(table):
-            if type_ is None:
-                return table
-            return {k: v for k, v in table.items() if k == type_}
-
-        reply = {}
-        for svc_name in sorted(self.services):
-            if name is not None and svc_name != name:
-                continue
-            svc = self.services[svc_name]
-            out = {}
-            if svc.data and pick(svc.data):
-                out["*"] = pick(svc.data)
-            for n in sorted(svc.instances):
-                data = svc.instances[n].spec.data
-                if (inst_name is None or n == inst_name) and data and pick(data):
-                    out[n] = pick(data)
-            if out:
-                reply[svc_name] = out
-        return st.OK, reply
-
-    def m_set_data(self, msg):
-        data = _opt(msg, "data", _is_table)
-        name = _opt(msg, "name", is_str)
+    def set_data(self, name, data, instance=None):
+        """Replace a service's or an instance's `data` at runtime."""
         if data is None or name is None:
-            return st.INVALID_ARGUMENT, None
-        svc, inst, err = self._find(msg)
-        if err is not None:
-            return err, None
+            raise InvalidArgument("name and data are required")
+        inst = self.instance(name, instance) if instance is not None else None
+        svc = self.service(name)
         # The deepest reply showing it: {service: {"instances": {instance: {"data": ...}}}}
         refused = _unlistable(data, 4 if inst is not None else 2)
         if refused:
             self.log(f"service {name}: set_data refused, {refused}", LOG_WARNING)
-            return st.INVALID_ARGUMENT, None
+            raise InvalidArgument(refused)
         data = dict(sorted(data.items()))
         if inst is not None:
             inst.spec = inst.spec.replace(data=data)
         elif data != svc.data:
             old, svc.data = svc.data, data
             self.data_update_events(old, data)
-        return None
 
-    # -- watchdog -----------------------------------------------------------------
-
-    def m_watchdog(self, msg):
-        if _opt(msg, "instance", is_str) is None:
-            return st.NOT_FOUND, None
-        _svc, inst, err = self._find(msg)
-        if err is not None:
-            return err, None
-        mode = _opt(msg, "mode", is_int32)
-        timeout = _opt(msg, "timeout", is_int32)
+    def watchdog(self, name, instance, mode=None, timeout=None):
+        """Pet an instance's watchdog, or set its mode/timeout (self-managed from then on)."""
+        if instance is None:
+            raise NotFound("instance is required")
+        inst = self.instance(name, instance)
         if mode is not None:
             inst.wd_mode = mode if 0 <= mode <= 2 else 0
         if timeout is not None:
@@ -500,8 +351,7 @@ class ServiceManager:
         if mode is not None or timeout is not None:
             inst.wd_self_managed = True
         inst.pet_watchdog()
-        return st.OK, {"name": inst.service.name, "instance": inst.name,
-                       "mode": inst.wd_mode, "timeout": inst.wd_timeout}
+        return inst
 
     # -- daemon shutdown -----------------------------------------------------------
 
@@ -532,15 +382,13 @@ class ServiceManager:
 
     # -- beyond procd: revive, crash survival / re-exec state --------------------
 
-    def m_revive(self, msg):
-        """`service revive {name?, instance?}`: restart instances that gave up
-        (crash loop, exec failure) with their crash counter reset. Beyond procd."""
-        name = _opt(msg, "name", is_str)
-        inst_name = _opt(msg, "instance", is_str)
-        if name is not None and name not in self.services:
-            return st.NOT_FOUND, None
-        if inst_name is not None and (name is None or inst_name not in self.services[name].instances):
-            return st.NOT_FOUND, None
+    def revive(self, name=None, instance=None):
+        """Restart instances that gave up (crash loop, exec failure) with their
+        crash counter reset; their labels. Beyond procd."""
+        if name is not None:
+            self.service(name)
+        if instance is not None:
+            self.instance(name, instance)  # an instance needs its service's name
         revived = []
         for svc_name in sorted(self.services):
             if name is not None and svc_name != name:
@@ -548,7 +396,7 @@ class ServiceManager:
             svc = self.services[svc_name]
             for n in sorted(svc.instances):
                 inst = svc.instances[n]
-                if (inst_name is None or n == inst_name) and inst.failed and not inst.running:
+                if (instance is None or n == instance) and inst.failed and not inst.running:
                     inst.respawn_count = 0
                     inst.failed = False
                     inst.respawn = inst.spec.respawn
@@ -556,12 +404,7 @@ class ServiceManager:
                     revived.append(inst.label)
         for label in revived:
             self.log(f"Instance {label} revived")
-        return st.OK, {"revived": revived}
-
-    def _state_changed(self):
-        """Something export_state() shows may have changed: the daemon debounces
-        this into one state-file write."""
-        self.recorder.changed()
+        return revived
 
     def instance_spawned(self, inst, proc):
         self.recorder.spawned(inst.service.name, inst.name, proc.pid, proc)
@@ -629,27 +472,3 @@ def _nesting(value, limit):
             if deepest >= limit:
                 break
     return deepest + 1
-
-
-def _errno_status(err):
-    if err == 0:
-        return st.OK
-    return {errno.EINVAL: st.INVALID_ARGUMENT, errno.EPERM: st.PERMISSION_DENIED,
-            errno.ESRCH: st.NOT_FOUND}.get(err, st.UNKNOWN_ERROR)
-
-
-def dump_instance(inst, verbose):
-    """One instance in procd's `list` shape and key order (spec §5): the schema's rows."""
-    spec = inst.spec
-    out = {}
-    for key in LISTED:
-        if key.verbose and not verbose:
-            continue
-        value = key.dump(inst, spec)
-        if value is not None:
-            out[key.name] = value
-    return out
-
-
-# Methods that change nothing export_state() shows: no state write after them.
-READ_ONLY_METHODS = frozenset(("list", "get_data", "validate", "event", "watchdog"))

@@ -240,7 +240,7 @@ def build_daemon(options, life=None):
     """The composition root: every part built here and wired by constructor
     arguments (the state file is the manager's recorder, the manager gets the
     trigger engine, ...). Returns the Daemon, not yet running."""
-    from pyprocd.api.service import ServiceApi
+    from pyprocd.api.service import Method, ServiceApi
     from pyprocd.bus.client import UbusClient
     from pyprocd.core.manager import ServiceManager
     from pyprocd.core.triggers import TriggerEngine
@@ -282,7 +282,11 @@ def build_daemon(options, life=None):
                              respawn_defaults=options.respawn_defaults,
                              initd_dir=options.initd_dir)
     client = UbusClient(loop, options.socket, log=log)
-    api = ServiceApi(client, manager, options.object, log=log)
+    # `reexec` (beyond procd) is the daemon's own method; `survival` is built
+    # below and looked up when the method is called.
+    reexec = Method("reexec", {}, lambda mgr, args: survival.reexec_method(mgr, args),
+                    changes_state=False, listed=False)
+    api = ServiceApi(client, manager, options.object, log=log, extra=(reexec,))
     from pyprocd.api.system import SystemApi  # procd's read-only `system` (taken: procd has it)
 
     SystemApi(client, log=log).publish()
@@ -291,7 +295,7 @@ def build_daemon(options, life=None):
                         is_stopping=lambda: daemon.stopping, before_exec=[client.close])
     daemon.attach_survival(survival, life)
     # issue 4 (UCI, triggers): `watch`, declared services
-    uci_settings.attach(loop, manager, options.confdir, log)
+    uci_settings.attach(loop, manager, options.confdir, log, call=api.call)
     uci_settings.attach_bus(client, triggers)
     return daemon
 

@@ -498,8 +498,8 @@ def fill_options(options, defaults, log=None):
 
 
 def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=None,
-           savedir=None):
-    """Wire issue 4 into a daemon: the trigger engine, and the services of
+           savedir=None, call=None):
+    """Wire UCI into a daemon: the trigger engine, and the services of
     <confdir>/pyprocd submitted now and re-submitted on `config.change` for
     package pyprocd (debounced to one re-read per loop turn)."""
     from pyprocd.core.triggers import TriggerEngine
@@ -515,7 +515,12 @@ def attach(loop, manager, confdir=DEFAULT_CONFDIR, log=None, respawn_defaults=No
         env = getattr(spawner, "base_env", None)
         engine = manager.triggers = TriggerEngine(
             loop, log=log, env=env, spawn=getattr(spawner, "start_script", None))
-    declared = DeclaredServices(manager.call, confdir, log, savedir, call_later=loop.call_later)
+    if call is None:  # the `service` object's calls, as a client's would go
+        from pyprocd.api.service import call_service
+
+        def call(method, msg):
+            return call_service(manager, method, msg)
+    declared = DeclaredServices(call, confdir, log, savedir, call_later=loop.call_later)
     scheduled = []
 
     def resubmit():

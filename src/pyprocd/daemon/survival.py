@@ -22,9 +22,10 @@ Signals (pyprocd is not PID 1, so procd's PID-1 meanings do not apply):
 import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 import os
 
+from pyprocd.api.service import call_service
 from pyprocd.common import LOG_ERR, LOG_NOTICE, LOG_WARNING
 from pyprocd.core.spec import DEFAULT_TERM_TIMEOUT
-from pyprocd.core import status as st
+from pyprocd.core.status import CallError
 from pyprocd.daemon import reexec, state
 from pyprocd.daemon.lifecycle import REEXEC_ENV
 from pyprocd.process.logsink import PipeLogger
@@ -241,16 +242,15 @@ class Survival:
                 and (self._lock is not None or self._claim_state_file())):
             self.state_file.start(lambda: self.mgr.export_state(state.describe_for_file))
         self.loop.add_signal_handler(signal.SIGUSR1, lambda s: self.log_dump())
-        self.loop.add_signal_handler(signal.SIGUSR2, lambda s: self.mgr.call("revive", {}))
+        self.loop.add_signal_handler(signal.SIGUSR2, lambda s: call_service(self.mgr, "revive", {}))
         self.loop.add_signal_handler(REEXEC_SIGNAL, lambda s: self.request_reexec(0))
-        self.mgr.methods["reexec"] = self.m_reexec
 
-    def m_reexec(self, msg):
+    def reexec_method(self, _manager, _args):
         """`ubus call service reexec`: reply, then re-exec (beyond procd)."""
         if self.is_stopping():
-            return st.UNKNOWN_ERROR, None
+            raise CallError("shutting down")
         self.request_reexec(REEXEC_REPLY_DELAY)
-        return st.OK, {"pid": os.getpid()}
+        return {"pid": os.getpid()}
 
     def request_reexec(self, delay):
         # From a timer, never straight from a signal handler: signals read in
