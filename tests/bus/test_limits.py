@@ -401,20 +401,28 @@ def test_client_answers_an_invoke_grown_past_the_limit(tmp_path):
 
 
 def test_object_taken_during_reconnect_is_registered_again(bus):
+    """The name of an object that was on the bus is taken back once free; a name
+    that was never the client's is not fought over."""
+    holder = _connected(bus, UbusObject("other", {"m": ({}, lambda inv, data: 0)}),
+                        reconnect=False)
     obj = UbusObject("service", {"m": ({}, lambda inv, data: inv.reply({"mine": 1}))})
     owner, logs = _logging_client(bus, obj, reconnect=True)
+    other = UbusObject("other", {"m": ({}, lambda inv, data: 0)})
+    assert bus.wait(lambda cb: owner.add_object(other, cb)) == (F.INVALID_ARGUMENT,)
+    holder.close()
     bus.broker.close()
     # while the owner's next reconnect attempt is far enough away, another client
     # takes the name on the new bus
     bus.until(lambda: not owner.connected and owner._reconnect_delay >= 0.8)
     bus.broker = Broker(bus.loop, bus.path)
-    squatter_obj = UbusObject("service", {"m": ({}, lambda inv, data: 0)})
-    squatter = _connected(bus, squatter_obj)  # wins the race for the name
-    bus.until(lambda: owner.connected and any("service" in line and "regist" in line
+    squatter = _connected(bus, UbusObject("service", {"m": ({}, lambda inv, data: 0)}),
+                          UbusObject("other", {"m": ({}, lambda inv, data: 0)}))
+    bus.until(lambda: owner.connected and any("'service'" in line and "regist" in line
                                               for line in logs))
     assert obj.id is None
     squatter.close()
     bus.until(lambda: obj.id is not None)
+    assert other.id is None and not [line for line in logs if "'other'" in line], logs
     caller = _connected(bus)
     assert bus.wait(lambda cb: caller.call("service", "m", {}, cb)) == (F.OK, [{"mine": 1}])
 

@@ -25,9 +25,9 @@ parked unprocessed, and once PARKED_MAX bytes are parked it is not read from
 until its queue drains, so what the bus holds for it stays bounded (about
 3 MiB) and goes with it. (Parking first, rather than not reading at once, lets
 a libubus client that blocks in write() without reading finish writing one
-whole message, so that it reads again: no deadlock.) A message the bus would have to grow
-past 1 MiB (a call with USER/GROUP added) is refused with INVALID_ARGUMENT
-instead of reaching a receiver that would hang up on it.
+whole message, so that it reads again: no deadlock.) A message the bus would
+have to grow past 1 MiB (a call with USER/GROUP added) is refused with
+INVALID_ARGUMENT instead of reaching a receiver that would hang up on it.
 """
 
 import bisect

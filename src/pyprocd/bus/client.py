@@ -127,6 +127,7 @@ class UbusObject:
         self.id = None
         self.type_id = None
         self.has_subscribers = False
+        self.held_name = False  # was on the bus under its name at least once
 
     def signature(self):
         return signature_of((name, policy) for name, (policy, _h) in self.methods.items())
@@ -567,15 +568,19 @@ class UbusClient:
             if status and obj.id is not None:
                 self._objects.pop(obj.id, None)
                 obj.id = None
+            if not status:
+                obj.held_name = True
             if callback is not None:
                 callback(status)
 
         return self.request(F.ADD_OBJECT, 0, body, on_data=on_data, on_done=done)
 
     def _when_added(self, obj, callback):
-        """The callback for adding obj: the caller's, or else (for a named object)
-        one that keeps trying while its name is taken by another client."""
-        if callback is not None or obj.name is None or obj.catch_all is not None:
+        """The callback for adding obj: the caller's, or else (for a named object that
+        was on the bus before) one that keeps trying while another client holds its
+        name. A name that was never ours (procd's `system` beside pyprocd) is not
+        fought over."""
+        if callback is not None or not obj.held_name or obj.catch_all is not None:
             return callback
         return lambda status: self._added_or_retry(obj, status)
 
