@@ -37,7 +37,7 @@ class Supervisor:
         self.loop = Loop()
         self.loop.strict = True
         self.syslog = SyslogReader(str(tmp_path / "log.sock"))
-        self.sink = SyslogSink(self.syslog.path)
+        self.sink = SyslogSink(self.syslog.path, loop=self.loop)
         self.log = DaemonLog(keep=10000, sink=None)
         self.log.sink = _Quiet()
         self.spawner = Host(self.loop, self.sink, log=self.log, **(spawner_options or {}))

@@ -260,7 +260,7 @@ def build_daemon(options, life=None):
     uci_settings.fill_options(options, {"socket": DEFAULT_SOCKET, "object": "service",
                                         "syslog": DEFAULT_SYSLOG})
     loop = Loop()
-    sink = SyslogSink(options.syslog)
+    sink = SyslogSink(options.syslog, loop=loop)
     log = DaemonLog(sink=sink)
     raise_nofile_limit(log)
     env = life.instance_environment()

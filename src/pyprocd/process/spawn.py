@@ -16,7 +16,6 @@ import sys
 from pyprocd.common import LOG_ERR, LOG_INFO, SpawnError
 from pyprocd.process import files
 from pyprocd.process.logsink import PipeLogger, instance_ident
-from pyprocd.process.procfs import proc_uid, start_ticks
 
 EXEC_FAILED = 127
 GO = b"g"  # parent -> child: recorded, go ahead
@@ -370,6 +369,8 @@ class Spawner:
     def _started(self, spec, pid, err_r, out_r, err_r_log, on_exit, on_forked):
         running = Running(pid, err_r, spec.uid or None)
         if spec.pidfile:
+            from pyprocd.process.procfs import start_ticks  # only pidfile instances need it
+
             running.start_ticks = start_ticks(pid)
         ident = instance_ident(spec.command[0], pid)
         if out_r is not None:
@@ -432,6 +433,8 @@ class Spawner:
 
     def adopt_child(self, pid, on_exit):
         """Track a descendant that became the main process; its output is not ours to log."""
+        from pyprocd.process.procfs import proc_uid, start_ticks
+
         running = Running(pid, None, proc_uid(pid) or None)
         running.start_ticks = start_ticks(pid)
         self.loop.watch_child(pid, lambda p, status: on_exit(status, None))
