@@ -111,3 +111,20 @@ def test_declared_services_retry_while_locked_then_read_without_the_lock(tmp_pat
     # the lock is free: read normally, nothing scheduled
     calls.clear()
     assert declared.apply() is True and calls and not loop.timers
+
+
+def test_start_up_reads_a_locked_config_at_once(tmp_path):
+    from types import SimpleNamespace
+
+    from pyprocd.daemon.settings import fill_options
+
+    (tmp_path / "pyprocd").write_text("config pyprocd 'main'\n\toption socket '/from/uci'\n")
+    logs = []
+    options = SimpleNamespace(confdir=str(tmp_path), socket="/default")
+    locker = hold_lock(tmp_path / "pyprocd")
+    try:
+        fill_options(options, {"socket": "/default"}, log=lambda m, p=None: logs.append(m))
+    finally:
+        release(locker)
+    assert options.socket == "/from/uci"
+    assert len(logs) == 1 and "locked by another process" in logs[0]
