@@ -199,7 +199,7 @@ def dump_service(svc, verbose):
         out["instances"] = {
             n: dump_instance(svc.instances[n], verbose) for n in sorted(svc.instances)
         }
-    if verbose and svc.triggers:
+    if verbose and svc.triggers is not None:  # procd prints an empty array too
         out["triggers"] = svc.triggers
     if verbose and svc.validate:
         out["validate"] = [
