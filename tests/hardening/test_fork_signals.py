@@ -31,7 +31,9 @@ def run_scenario(signum):
     return json.loads(done.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP])
+# the daemon's shutdown, state dump, HUP and re-exec signals
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP,
+                                    signal.SIGRTMIN + 1])
 def test_signal_before_exec_acts_on_the_child_not_the_daemon(signum):
     report = run_scenario(signum)
     assert report["parent_saw"] == []

@@ -110,6 +110,8 @@ def file_digest(path, limit=None):
     except (OSError, ValueError):
         return ZERO_DIGEST
     try:
+        if os.fstat(fd).st_size > limit:   # refused before reading it (it may still grow)
+            raise UnsafePath(path, f"larger than {limit} bytes")
         digest = _md5()
         total = 0
         while True:
