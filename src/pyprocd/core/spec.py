@@ -82,9 +82,6 @@ class InstanceSpec:
     def startable(self):
         return not self.problems and not self.errors and (self.command or self.bundle)
 
-    def list_errors(self):
-        return list(self.errors) + list(self.problems)
-
 
 class Facts:
     """Things about the host a spec needs at submission (procd resolves these then).
