@@ -24,7 +24,6 @@ import stat
 from collections import deque
 
 from pyprocd.common import LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_WARNING
-from pyprocd.core import ere
 
 DEFAULT_DELAY_MS = 1  # procd: a trigger without delay fires after 1 ms
 
@@ -65,6 +64,8 @@ def _regex_match(value, pattern):
     A pattern that does not compile is false, as in procd; one over the
     matcher's budget is refused: ScriptError, logged, the `if` skipped.
     """
+    from pyprocd.core import ere  # lazily: most daemons never evaluate a regex
+
     try:
         if pattern in _REGEX_CACHE:
             program = _REGEX_CACHE[pattern]
