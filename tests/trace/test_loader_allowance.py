@@ -7,6 +7,7 @@ the exit that utrace always lists."""
 
 import json
 import os
+import signal
 
 import pytest
 
@@ -50,8 +51,9 @@ def run_on(program, arch, name, args=(0,) * 6):
 
 @pytest.mark.usefixtures("tracing")
 def test_glibc_start_up_is_within_the_glibc_set(tmp_path):
-    if interpreter("/bin/true") != "ld-linux":
-        pytest.skip("/bin/true is not a glibc program here")
+    if interpreter("/bin/true") != "ld-linux" or os.path.basename(
+            os.path.realpath("/bin/true")) != "true":
+        pytest.skip("/bin/true is not coreutils' glibc program here (busybox's main does more)")
     before_main = set(recorded_names(tmp_path, ["/bin/true"])) - EXIT
     assert before_main <= set(LOADER_SYSCALLS["glibc"]), before_main - set(LOADER_SYSCALLS["glibc"])
     assert {"execve", "mmap", "openat", "brk"} <= before_main   # it did record the loader
@@ -146,11 +148,13 @@ def test_a_recorded_policy_runs_its_program_without_the_allowance(tmp_path):
     document = {"defaultAction": "SCMP_ACT_KILL_PROCESS",
                 "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]}
     assert run_filtered(compile_policy(document, loader=False), ["/bin/true"]) == 0
-    # and the filter is real: without the loader's mmap the same program dies at start
+    # and the filter is real: without the loader's mmap (mmap2 on 32-bit ABIs) the same
+    # program dies at start
+    mapping = "mmap2" if "mmap2" in names else "mmap"
     cut = {"defaultAction": "SCMP_ACT_KILL_PROCESS",
-           "syscalls": [{"names": [n for n in names if n != "mmap"],
+           "syscalls": [{"names": [n for n in names if n != mapping],
                          "action": "SCMP_ACT_ALLOW"}]}
-    assert run_filtered(compile_policy(cut, loader=False), ["/bin/true"]) == -31   # SIGSYS
+    assert run_filtered(compile_policy(cut, loader=False), ["/bin/true"]) == -signal.SIGSYS
 
 
 def run_filtered(instructions, argv):
