@@ -333,6 +333,30 @@ def test_reply_or_notification_over_the_limit_gets_a_status(bus):
     assert (owner.connected, owner.id) == (True, owner_id)
 
 
+def test_notification_the_bus_would_grow_past_the_limit_is_refused(bus):
+    got = []
+    obj = UbusObject("source", {"m": ({}, lambda inv, data: 0)})
+    owner = _connected(bus, obj)
+    sub = UbusObject(catch_all=lambda inv, data: got.append(inv.method))
+    watcher = _connected(bus, sub)
+    watcher_id = watcher.id
+    assert bus.wait(lambda cb: watcher.subscribe(sub, "source", cb)) == (F.OK,)
+
+    def frame_of(payload):
+        body = (F.attr_u32(F.A_OBJID, obj.id) + F.attr_str(F.A_METHOD, "big")
+                + F.attr(F.A_DATA, payload))
+        return F.message(F.NOTIFY, 1, obj.id, body)
+
+    payload = _data_filling(F.MAX_MSG, frame_of)
+    status = bus.wait(lambda cb: owner.notify(obj, "big", payload, no_reply=False,
+                                              callback=cb))
+    assert status == (F.INVALID_ARGUMENT,)
+    assert bus.wait(lambda cb: owner.notify(obj, "small", {}, no_reply=False,
+                                            callback=cb)) == (F.OK,)
+    bus.until(lambda: got)
+    assert got == ["small"] and (watcher.connected, watcher.id) == (True, watcher_id)
+
+
 def test_client_answers_an_invoke_grown_past_the_limit(tmp_path):
     """ubusd adds USER/GROUP to a call of just under 1 MiB: the owner answers
     INVALID_ARGUMENT and keeps its connection instead of dropping it."""
