@@ -9,10 +9,11 @@ import time
 
 import pytest
 
+from pyprocd.api.service import call_service
 from pyprocd.core.manager import ServiceManager
 from pyprocd.loop import Loop
 from pyprocd.process.logsink import DaemonLog, SyslogSink
-from pyprocd.process.spawn import Spawner
+from pyprocd.process.host import Host
 
 DEADLINE = 180
 LINES = 20000
@@ -63,7 +64,7 @@ def setup(tmp_path):
     def build(**sink_options):
         sink = SyslogSink(receiver.sock.getsockname(), loop=loop, **sink_options)
         log = DaemonLog(sink=sink)
-        mgr = ServiceManager(loop, Spawner(loop, sink, log=log), log=log)
+        mgr = ServiceManager(loop, Host(loop, sink, log=log), log=log)
         made.update(sink=sink, mgr=mgr)
         return loop, mgr, sink, receiver
 
@@ -85,7 +86,7 @@ def count_command(n):
 
 def test_a_burst_reaches_a_slow_receiver_whole_and_in_order(setup):
     loop, mgr, _sink, receiver = setup()
-    mgr.call("set", {"name": "burst", "instances": {"i": {
+    call_service(mgr, "set", {"name": "burst", "instances": {"i": {
         "command": ["/usr/bin/seq", "1", str(LINES)], "stdout": True}}})
     assert loop.run_until(lambda: len(receiver.lines_of("seq")) >= LINES, DEADLINE), \
         f"{len(receiver.lines_of('seq'))} of {LINES} lines arrived"
@@ -95,7 +96,7 @@ def test_a_burst_reaches_a_slow_receiver_whole_and_in_order(setup):
 def test_a_stuck_receiver_costs_lines_that_are_counted_and_logged(setup):
     loop, mgr, sink, receiver = setup(stall_limit=0.5)
     receiver.hold.set()
-    mgr.call("set", {"name": "stuck", "instances": {"i": {
+    call_service(mgr, "set", {"name": "stuck", "instances": {"i": {
         "command": count_command(3000), "stdout": True}}})
     inst = mgr.services["stuck"].instances["i"]
     # the instance is not blocked for good: past the stall limit lines are dropped
