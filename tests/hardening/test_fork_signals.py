@@ -64,6 +64,20 @@ def test_daemon_survives_a_watchdog_restart_loop(tmp_path):
         stack.close()
 
 
+def test_daemon_survives_a_client_looping_set_and_delete(tmp_path):
+    """Each delete SIGTERMs a child that may not have exec'd yet."""
+    stack = Stack(tmp_path).start()
+    try:
+        service = {"name": "loop", "instances": {"i": {"command": ["/bin/sleep", "1000"]}}}
+        for cycle in range(300):
+            assert stack.call("set", service)[0] == 0, (cycle, stack.daemon_stderr()[-2000:])
+            assert stack.call("delete", {"name": "loop"})[0] == 0, (cycle, stack.daemon_stderr()[-2000:])
+        assert stack.daemon.poll() is None, stack.daemon_stderr()[-2000:]
+        assert "stopping all instances" not in stack.daemon_stderr()
+    finally:
+        stack.close()
+
+
 def ignored_signals(path):
     """SigIgn of the process whose /proc/<pid>/status was copied to path."""
     for line in path.read_text().splitlines():
