@@ -223,3 +223,39 @@ def test_procd_sh_kinds_are_spec_section_7():
                    "extroot", "overlaydir", "tmpoverlaysize"},
         "bool": {"stdout", "stderr", "no_new_privs"},
     }
+
+
+def test_the_init_script_kits_procd_sh_builds_each_key_as_its_row_says():
+    # The kit's procd.sh (what init scripts source under pyprocd) against the `sh` column.
+    from pathlib import Path
+
+    import pyprocd
+
+    kit = Path(pyprocd.__file__).parent / "initd" / "kit" / "procd.sh"
+    if not kit.exists():
+        pytest.skip("no init-script kit in this tree")
+    text = kit.read_text()
+    body = text[text.index("_procd_set_param() {"):]
+    body = body[:body.index("\tesac")]
+    arms = {}
+    for pattern, action in zip(body.split(")\n")[0:-1], body.split(")\n")[1:]):
+        names = pattern.rsplit("\n", 1)[-1].strip()
+        if "json_add_object" in action:
+            kind = "table"
+        elif "kill -l" in action:
+            kind = "signal"
+        elif 'json_add_string "" "$1"' in action:
+            kind = "error"
+        elif "json_add_array" in action:
+            kind = "array"
+        elif "json_add_int" in action:
+            kind = "int"
+        elif "json_add_boolean" in action:
+            kind = "bool"
+        else:
+            kind = "string"
+        for name in names.split("|"):
+            arms[name] = kind
+    rows = {key.name: key.sh for key in schema.INSTANCE_KEYS if key.sh is not None}
+    assert arms.pop("vrf") == "string"  # sent by procd.sh, ignored by procd and pyprocd
+    assert arms == rows
