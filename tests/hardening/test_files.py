@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs_root
 from tests.core.harness import Supervisor
 from tests.e2e.stack import Stack
 
@@ -91,6 +91,30 @@ def test_pidfile_planted_as_symlink_is_replaced_not_written_through(sup, tmp_pat
     sup.call("delete", {"name": "p"})
     assert sup.wait(lambda: not sup.mgr.services)
     assert not pidfile.exists() and victim.read_text() == "secret\n"
+
+
+@needs_root
+def test_pidfile_in_a_directory_the_services_user_owns(sup, tmp_path):
+    """The reported case: a `nobody` service whose pidfile directory is its own plants
+    symlinks to a root:root 0600 file at every name root might write."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    victim = tmp_path / "victim"
+    victim.write_text("secret\n")
+    victim.chmod(0o600)
+    run = tmp_path / "run"
+    run.mkdir()
+    os.chown(run, nobody.pw_uid, nobody.pw_gid)
+    pidfile = run / "svc.pid"
+    for name in ("svc.pid", f"svc.pid.{os.getpid()}.tmp", "svc.pid.tmp"):
+        (run / name).symlink_to(victim)
+    sup.call("set", {"name": "p", "instances": {"i": {
+        "command": ["/bin/sleep", "1000"], "user": "nobody", "pidfile": str(pidfile)}}})
+    inst = sup.inst("p", "i")
+    assert inst.running
+    assert victim.read_text() == "secret\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert not pidfile.is_symlink() and pidfile.read_text() == f"{inst.pid}\n"
+    assert pidfile.stat().st_uid == 0
 
 
 def test_pidfile_directory_swapped_for_a_symlink_is_refused(sup, tmp_path):
