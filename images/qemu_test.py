@@ -178,19 +178,19 @@ def main(argv):
     if unknown:
         print(f"unknown ARCH {unknown}: choose from {' '.join(TARGETS)}", file=sys.stderr)
         return 2
+    # One emulated CPU is one host thread: QEMU_TEST_JOBS targets at once
+    # (default 2, this machine's cores); each keeps its own console log.
+    jobs = max(1, int(os.environ.get("QEMU_TEST_JOBS", "2")))
     if build_only:
-        for arch in arches:
-            builder.Base(TARGETS[arch]).build()
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(lambda arch: builder.Base(TARGETS[arch]).build(), arches))
         return 0
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     total = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pyprocd-qemu-") as work:
         ipk = builder.build_ipk(Path(work) / "ipk")
         payload = builder.build_payload(ipk, Path(work) / "payload.cpio", work)
-        # One emulated CPU is one host thread: QEMU_TEST_JOBS targets at once
-        # (default 2, this machine's cores); each keeps its own console log.
-        jobs = int(os.environ.get("QEMU_TEST_JOBS", "2"))
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(lambda arch: run_target(TARGETS[arch], payload), arches))
     for result in results:
         report(result)
