@@ -121,13 +121,13 @@ def boot(target, base, run_cpio, log_path, timeout):
     return result.finish()
 
 
-def run_target(target, payload):
+def run_target(target, payload, work):
     t0 = time.monotonic()
     base = builder.Base(target)
     cold = not base.ready()
     base.build()
     built = time.monotonic() - t0
-    run_cpio = base.dir / "run.cpio"
+    run_cpio = Path(work) / f"{target.name}-run.cpio"
     with open(run_cpio, "wb") as out:
         for part in (base.cpio, payload):
             with open(part, "rb") as f:
@@ -154,6 +154,17 @@ def report(result):
     print(f"  wall {result.wall:.0f} s ({'cold' if result.cold else 'cached'} base: "
           f"{result.build_s:.0f} s build; {len(result.skipped)} skipped); "
           f"console log {result.log_path}", flush=True)
+
+
+def print_figures_table(results):
+    """The guests' figures as the README's markdown table."""
+    names = sorted({name for r in results for name in r.figures})
+    print("\n| figure | " + " | ".join(r.arch for r in results) + " |")
+    print("| --- |" + " ---: |" * len(results))
+    for name in names:
+        print(f"| {name} | " + " | ".join(r.figures.get(name, "-") for r in results) + " |")
+    print("| wall time of the target | " + " | ".join(
+        f"{r.wall:.0f} s ({'cold' if r.cold else 'cached'})" for r in results) + " |\n")
 
 
 def foreign_python(arch):
@@ -191,9 +202,11 @@ def main(argv):
         ipk = builder.build_ipk(Path(work) / "ipk")
         payload = builder.build_payload(ipk, Path(work) / "payload.cpio", work)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(lambda arch: run_target(TARGETS[arch], payload), arches))
+            results = list(pool.map(lambda arch: run_target(TARGETS[arch], payload, work),
+                                    arches))
     for result in results:
         report(result)
+    print_figures_table(results)
     failed = sum(len(r.failed) for r in results)
     print(f"qemu-test: {len(results)} target(s) in {time.monotonic() - total:.0f} s, "
           f"{'FAILED' if failed else 'all passed'}")

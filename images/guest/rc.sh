@@ -11,7 +11,8 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /var/log /var/run/ubus
+# what OpenWrt's boot creates (rc.common locks in /var/lock)
+mkdir -p /var/log /var/run/ubus /run/lock /var/state  # /var/lock -> /run/lock
 hostname qemu-router
 echo "@@QT BOOT uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) machine=$(uname -m)"
 
