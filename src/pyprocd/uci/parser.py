@@ -177,7 +177,8 @@ class Tokenizer:
             self.pos = after + 1  # the terminator is consumed
         else:
             self.pos = after
-        return _text(buf[first:end])
+        with memoryview(buf) as view, view[first:end] as word:
+            return str(word, "utf-8", "surrogateescape")  # no intermediate copy
 
     def parse_str(self):
         """One shell-like word starting at pos; returns its text."""
