@@ -201,3 +201,37 @@ def test_unreadable_config_is_an_error_not_an_empty_config(tmp_path):
     (tmp_path / "pyprocd").rmdir()  # gone: the services it declared go too
     assert declared.apply()
     assert core.calls == [("delete", {"name": "a"})]
+
+
+def _config_of(n):
+    """n services, each with its command and one extra `config instance` section."""
+    lines = []
+    for k in range(n):
+        lines += [f"config service 's{k}'", "\toption command '/bin/true'",
+                  "config instance", f"\toption service 's{k}'", "\toption command '/bin/false'"]
+    return "\n".join(lines) + "\n"
+
+
+def test_declared_services_work_grows_linearly_with_the_services(tmp_path, monkeypatch):
+    # A router with thousands of declared services must get them all in one
+    # pass over the sections, not one pass per service: count option look-ups.
+    from pyprocd.daemon import settings
+
+    lookups = []
+    real_get = settings._get
+
+    def counting_get(sec, name):
+        lookups.append(name)
+        return real_get(sec, name)
+
+    monkeypatch.setattr(settings, "_get", counting_get)
+    counts = {}
+    for n in (50, 200):
+        conf = tmp_path / str(n)
+        write(conf, "pyprocd", _config_of(n))
+        lookups.clear()
+        services = declared_services(str(conf))
+        assert len(services) == n
+        assert list(services[f"s{n - 1}"]["instances"]) == ["instance1", "instance2"]
+        counts[n] = len(lookups)
+    assert counts[200] <= 4.5 * counts[50], counts

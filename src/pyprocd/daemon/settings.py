@@ -327,10 +327,14 @@ def instance_message(sec, respawn_defaults=DEFAULT_RESPAWN, problems=None):
     return inst
 
 
-def _instance_sections(pkg, service):
-    """Extra `config instance` sections of one service, in file order."""
-    return [s for s in pkg.sections
-            if s.type == "instance" and _as_string(_get(s, "service")) == service]
+def _instance_sections_by_service(pkg):
+    """{service name: its extra `config instance` sections, in file order}, in one
+    pass: a pass per service would make thousands of services quadratic."""
+    grouped = {}
+    for sec in pkg.sections:
+        if sec.type == "instance":
+            grouped.setdefault(_as_string(_get(sec, "service")), []).append(sec)
+    return grouped
 
 
 def _instance_name(sec, default):
@@ -351,13 +355,14 @@ def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None, savedir=None,
     if pkg is None:
         return {}
     settings = load_settings(confdir, pkg, savedir, log, lock)
+    extra = _instance_sections_by_service(pkg)
     services = {}
     for sec in pkg.sections:
         if sec.type != "service" or sec.anonymous:
             if sec.type == "service":
                 log("pyprocd config: a service section needs a name", LOG_WARNING)
             continue
-        services[sec.name] = _service_message(pkg, sec, settings, log)
+        services[sec.name] = _service_message(sec, extra.get(sec.name, ()), settings, log)
     for sec in pkg.sections:
         if sec.type == "instance" and _as_string(_get(sec, "service")) not in services:
             log(f"pyprocd config: instance section {sec.name} names no known service",
@@ -365,14 +370,14 @@ def declared_services(confdir=DEFAULT_CONFDIR, pkg=None, log=None, savedir=None,
     return services
 
 
-def _service_message(pkg, sec, settings, log):
+def _service_message(sec, extra_sections, settings, log):
     msg = {"name": sec.name}
     autostart = _bool(_as_string(_get(sec, "autostart")))
     if autostart is not None:
         msg["autostart"] = autostart
     instances = {}
     if _bool(_as_string(_get(sec, "enabled")), True):
-        sections = _instance_sections(pkg, sec.name)
+        sections = list(extra_sections)
         if _get(sec, "command") is not None:
             sections.insert(0, sec)
         for number, inst_sec in enumerate(sections, 1):
