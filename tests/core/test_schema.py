@@ -44,6 +44,7 @@ SAMPLES = {
     "triggers": ([["config.change", []]], [], None),
     "watchdog": (["1", "20"], ["1", "21"], "1 20"),
     "group_kill": (True, False, "1"),
+    "zygote": (["json", "socket"], ["json"], "json socket"),
     "file": (["/etc/a.conf"], ["/etc/b.conf"], "/etc/a.conf"),
     "watch": (["network.interface"], ["other"], "network.interface"),
     "nice": (5, 6, "5"),

@@ -394,6 +394,17 @@ def _dump_watchdog(inst, spec):
     return {"mode": inst.wd_mode, "timeout": inst.wd_timeout}
 
 
+def _parse_zygote(p, value):
+    """`zygote`: the modules a warm interpreter has imported (process/zygote.py)."""
+    modules = _string_list(p, value, "zygote")
+    if modules is None:
+        return
+    if not all(m and all(part.isidentifier() for part in m.split(".")) for m in modules):
+        p.problems.append("invalid instance: 'zygote' must list importable module names")
+        return
+    p.kw["zygote"] = modules
+
+
 def _true_or_none(name):
     return lambda inst, spec: True if getattr(spec, name) else None
 
@@ -452,6 +463,11 @@ KEYS = (
     # pyprocd extension: stop signals go to the instance's whole process group
     Key("group_kill", BOOL, {"group_kill": False}, compared=True,
         dump=_true_or_none("group_kill"), verbose=True, uci="bool"),
+    # pyprocd extension: start a Python instance warm, forked from an interpreter that has
+    # these modules imported, instead of exec'ing a cold one
+    Key("zygote", ARRAY, {"zygote": None}, _parse_zygote, compared=True,
+        dump=lambda inst, spec: None if spec.zygote is None else list(spec.zygote),
+        verbose=True, uci="array"),
     Key("exits", dump=lambda inst, spec: [e.as_dict() for e in inst.exits] or None,
         verbose=True),
     # not listed

@@ -182,6 +182,29 @@ class ChildPlan:
         self.hardening = hardening
         self.reset_signals = signals_to_reset()
         self.signal_mask = ()  # the daemon's mask, restored in the child (set at fork)
+        # what a zygote needs to prepare the same hardening in its own child
+        self.hardening_inputs = (spec.no_new_privs, spec.capabilities, spec.seccomp)
+
+    @classmethod
+    def from_request(cls, request):
+        """A zygote's copy of the plan the daemon prepared (see zygote.request_fields)."""
+        plan = cls.__new__(cls)
+        plan.argv = request["argv"]
+        plan.env = dict(request["env"])
+        plan.path = plan.env.get(b"PATH", DEFAULT_PATH.encode()).decode(errors="replace")
+        plan.nice, plan.limits = request["nice"], request["limits"]
+        plan.user, plan.uid, plan.gid = request["user"], request["uid"], request["gid"]
+        plan.groups_gid = request["groups_gid"]
+        plan.new_session = request["new_session"]
+        plan.hardening_inputs = request["hardening"]
+        plan.hardening = None
+        if any(plan.hardening_inputs):
+            from pyprocd.process import harden
+
+            plan.hardening = harden.prepare(*plan.hardening_inputs)
+        plan.reset_signals = signals_to_reset()
+        plan.signal_mask = ()
+        return plan
 
 
 def _primary_gid(user):
@@ -214,48 +237,60 @@ def _switch_identity(plan):
         raise OSError(f"identity switch to uid {uid} gid {gid} did not take effect")
 
 
+def setup_child(plan, stdout_fd, stderr_fd, progress, go=None):
+    """In a new child, everything up to the point where it execs: signals, the
+    daemon's go-ahead, session, nice, limits, stdio, user/group, hardening.
+    progress[0] names the current stage (the reason shown in `errors` when a step
+    fails). A zygote's child (process/zygote.py) runs the same."""
+    progress[0] = "signals"
+    child_signal_defaults(plan.reset_signals, plan.signal_mask)
+    if go is not None:
+        _wait_for_go(*go)
+    progress[0] = "setup"
+    if plan.new_session:
+        progress[0] = "setsid"
+        os.setsid()
+    if plan.nice:
+        progress[0] = "setpriority"
+        os.setpriority(os.PRIO_PROCESS, 0, plan.nice)
+    progress[0] = "setrlimit"
+    for which, soft, hard in plan.limits:
+        if hard is None:
+            hard = resource.getrlimit(which)[1]
+        resource.setrlimit(which, (soft, hard))
+    progress[0] = "stdio"
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(stdout_fd if stdout_fd is not None else devnull, 1)
+    os.dup2(stderr_fd if stderr_fd is not None else devnull, 2)
+    progress[0] = "user/group"
+    _switch_identity(plan)
+    if plan.hardening is not None:
+        progress[0] = "hardening"
+        plan.hardening.after_setuid()
+        plan.hardening.apply_in_child()  # from here on only execve may follow
+
+
+def report_child_failure(err_w, stage, error, target=""):
+    """Tell the daemon, through the child's error pipe, why it will not run."""
+    detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    reason = f"{stage} {target}: {detail}" if target else f"{stage}: {detail}"
+    try:
+        os.write(err_w, reason.encode("utf-8", "replace")[:1024])
+    except BaseException:  # noqa: BLE001 - nobody left to tell
+        pass
+
+
 def _child(plan, stdout_fd, stderr_fd, err_w, go=None):
     """In the forked child: set up and exec. Never returns."""
-    stage = "signals"
+    progress = ["signals"]
     try:
-        child_signal_defaults(plan.reset_signals, plan.signal_mask)
-        if go is not None:
-            _wait_for_go(*go)
-        stage = "setup"
-        if plan.new_session:
-            stage = "setsid"
-            os.setsid()
-        if plan.nice:
-            stage = "setpriority"
-            os.setpriority(os.PRIO_PROCESS, 0, plan.nice)
-        stage = "setrlimit"
-        for which, soft, hard in plan.limits:
-            if hard is None:
-                hard = resource.getrlimit(which)[1]
-            resource.setrlimit(which, (soft, hard))
-        stage = "stdio"
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(devnull, 0)
-        os.dup2(stdout_fd if stdout_fd is not None else devnull, 1)
-        os.dup2(stderr_fd if stderr_fd is not None else devnull, 2)
-        stage = "user/group"
-        _switch_identity(plan)
-        # -- hardening hook (issue 5): capabilities, no_new_privs, seccomp --
-        if plan.hardening is not None:
-            stage = "hardening"
-            plan.hardening.after_setuid()
-            plan.hardening.apply_in_child()
-        # -- end of hardening hook --
-        stage = "exec"
+        setup_child(plan, stdout_fd, stderr_fd, progress, go)
+        progress[0] = "exec"
         os.execvpe(plan.argv[0], plan.argv, plan.env)
     except BaseException as e:  # noqa: BLE001 - the child must never return into the daemon
-        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        target = plan.argv[0].decode(errors="replace") if stage == "exec" else ""
-        reason = f"{stage} {target}: {detail}" if target else f"{stage}: {detail}"
-        try:
-            os.write(err_w, reason.encode("utf-8", "replace")[:1024])
-        except BaseException:  # noqa: BLE001
-            pass
+        target = plan.argv[0].decode(errors="replace") if progress[0] == "exec" else ""
+        report_child_failure(err_w, progress[0], e, target)
     os._exit(EXEC_FAILED)
 
 
@@ -342,6 +377,10 @@ class Spawner:
         child may go on to exec: a daemon killed before it returns leaves no
         process behind (the child sees the pipe close and exits)."""
         plan = self._plan(spec)
+        if spec.zygote is not None and not spec.trace:
+            running = self._spawn_warm(spec, plan, on_exit, on_forked)
+            if running is not None:
+                return running
         fds = []   # every pipe end opened so far, closed on any failure
         stage = "pipe"
         try:
@@ -383,6 +422,55 @@ class Spawner:
         if on_forked is not None:
             on_forked(running)
         return running
+
+    # -- warm starts (process/zygote.py) ----------------------------------------
+
+    _zygotes = None
+
+    def _spawn_warm(self, spec, plan, on_exit, on_forked):
+        """Start from a zygote; None when this start must be cold (the reason is logged)."""
+        from pyprocd.process import zygote
+
+        label = f"{spec.name}: warm start"
+        run = zygote.python_command(list(spec.command))
+        if run is None:
+            self._say(f"{label} impossible, the command is not `python3 SCRIPT|-m MODULE ...`: "
+                      "cold start")
+            return None
+        if not self.subreaper:
+            self._say(f"{label} needs the daemon to be a child subreaper: cold start")
+            return None
+        if self._zygotes is None:
+            self._zygotes = zygote.Zygotes(self.loop, self.base_env, self._say)
+        ready = self._zygotes.ready(run[0], spec.zygote)
+        if ready is None:
+            self._say(f"{label}: the zygote is not ready yet: cold start")
+            return None
+        fds = []
+        try:
+            out_r, out_w = self._pipe(spec.stdout, fds)
+            err_r_log, err_w_log = self._pipe(spec.stderr, fds)
+            err_r, err_w = self._pipe(True, fds)
+            go_r, go_w = self._pipe(True, fds)
+            sent = [fd for fd in (out_w, err_w_log, err_w, go_r) if fd is not None]
+            request = zygote.request_fields(plan, run[1],
+                                            [out_w is not None, err_w_log is not None, True, True])
+            pid = ready.start(request, sent)
+        except (OSError, zygote.ZygoteUnavailable) as e:
+            for fd in fds:
+                os.close(fd)
+            self._say(f"{label} failed ({e}): cold start")
+            return None
+        for fd in sent:
+            os.close(fd)
+        try:
+            return self._started(spec, pid, err_r, out_r, err_r_log, on_exit, on_forked)
+        finally:
+            _release(go_w)  # watched and recorded: it may run (and exit)
+
+    def _say(self, message):
+        if self.log is not None:
+            self.log(message, LOG_INFO)
 
     def _read_exec_error(self, running):
         """EOF without data = exec succeeded (the pipe is close-on-exec)."""

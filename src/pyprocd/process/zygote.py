@@ -1,0 +1,343 @@
+"""Warm starts of Python instances: one zygote per (interpreter, preloaded modules).
+
+An instance with the `zygote` key (an extension: the modules to preload) whose
+command is `[python3, script.py, args...]` or `[python3, -m, module, args...]`
+is started by forking an interpreter that has already imported those modules,
+instead of exec'ing a cold one. Supervision is the same as for a cold start:
+
+* The zygote forks a helper that forks the service and exits at once, so the
+  service is re-parented to the daemon (a child subreaper): the pid in `list`
+  is the service's own process, a child of the daemon, which reads its real
+  wait status and signals it directly.
+* The service waits for a byte from the daemon before it runs anything, so the
+  daemon is watching it before it can exit.
+* It goes through the cold child's own set-up (signals, session, nice, limits,
+  stdio, user/group, hardening) from the same plan, prepared by the daemon;
+  then, where a cold child would exec, it runs the script as a fresh
+  interpreter would (sys.argv, sys.path[0], default signal handlers, exit
+  status, KeyboardInterrupt).
+* A set-up failure reaches the daemon through the same error pipe as an exec
+  failure, so it shows in `errors` the same way.
+
+The zygote is started the first time an identity is asked for; until it says
+it is ready, instances of that identity start cold (logged). A zygote that
+died is started again. Zygotes exit when the daemon's end of their socket
+closes (daemon exit, crash or re-exec).
+
+Daemon side: `Zygotes` (constructed by the spawner). Zygote side: `main()`,
+run as `python3 -m pyprocd.process.zygote MODULE...` with its socket as fd 3.
+"""
+
+import marshal
+import os
+import struct
+
+ZYGOTE_FD = 3
+READY = b"R"
+REPLY_TIMEOUT = 10.0  # seconds the daemon waits for a zygote to report a started pid
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class ZygoteUnavailable(Exception):
+    """This start cannot be warm: the caller starts it cold (and says why)."""
+
+
+def python_command(argv):
+    """(interpreter, run) for [python, script, ...] / [python, -m, module, ...], else None."""
+    if len(argv) < 2 or not os.path.basename(argv[0]).startswith("python"):
+        return None
+    if argv[1] == "-m":
+        return (argv[0], ("module", argv[2])) if len(argv) >= 3 else None
+    if argv[1].startswith("-"):
+        return None  # interpreter options are not something a fork can honour
+    return argv[0], ("path", argv[1])
+
+
+# -- daemon side ---------------------------------------------------------------
+
+
+class Zygotes:
+    """The daemon's zygotes, by (interpreter, preloaded modules)."""
+
+    def __init__(self, loop, base_env, log):
+        self.loop = loop
+        self.base_env = base_env
+        self.log = log
+        self.by_key = {}
+
+    def ready(self, interpreter, preload):
+        """The ready zygote for that identity, or None (then one is being started)."""
+        key = (interpreter, tuple(preload))
+        zygote = self.by_key.get(key)
+        if zygote is not None and zygote.pid is None:
+            zygote = None  # it died: start another
+        if zygote is None:
+            try:
+                self.by_key[key] = Zygote(self.loop, interpreter, preload, self.base_env,
+                                          self.log)
+            except OSError as e:
+                self.log(f"zygote {interpreter} {' '.join(preload)}: cannot start: {e}")
+                self.by_key.pop(key, None)
+            return None
+        return zygote if zygote.is_ready else None
+
+
+class Zygote:
+    def __init__(self, loop, interpreter, preload, base_env, log):
+        import _socket
+
+        self.loop = loop
+        self.log = log
+        self.label = f"{interpreter} [{' '.join(preload)}]"
+        self.is_ready = False
+        self.seq = 0
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        try:
+            env = dict(base_env)
+            path = env.get(b"PYTHONPATH")
+            env[b"PYTHONPATH"] = PACKAGE_PARENT.encode() + (b":" + path if path else b"")
+            env[b"PYPROCD_ZYGOTE_PATH"] = PACKAGE_PARENT.encode()
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                self.pid = os.posix_spawn(
+                    interpreter, [interpreter, "-m", "pyprocd.process.zygote", *preload], env,
+                    file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                                  (os.POSIX_SPAWN_DUP2, theirs.fileno(), ZYGOTE_FD)],
+                    setsigdef=_python_ignored())
+            finally:
+                os.close(null)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+        loop.add_reader(ours.fileno(), self._on_readable)
+        loop.watch_child(self.pid, self._exited)
+
+    def _on_readable(self):
+        try:
+            data = self.sock.recv(16)
+        except OSError:
+            data = b""
+        if data == READY and not self.is_ready:
+            self.is_ready = True
+            self.log(f"zygote {self.label} ready (pid {self.pid})")
+            return
+        self._close()  # EOF or nonsense: not usable any more
+
+    def _exited(self, _pid, status):
+        if self.pid is not None:
+            self.log(f"zygote {self.label} (pid {self.pid}) exited, wait status {status}")
+        self.pid = None
+        self._close()
+
+    def _close(self):
+        self.is_ready = False
+        if self.sock is not None:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, 15)  # its exit is reaped by the watch above
+            except ProcessLookupError:
+                pass
+
+    def start(self, request_fields, fds):
+        """Ask for one warm start: returns the service's pid; raises ZygoteUnavailable.
+
+        Requests are numbered: an answer that comes after its request was given up
+        (and started cold) is recognised and dropped; the process it names never
+        gets the daemon's go-ahead and exits without running anything."""
+        import _socket
+        import select
+        import time
+
+        if not self.is_ready or self.sock is None:
+            raise ZygoteUnavailable("zygote not ready")
+        self.seq += 1
+        request = marshal.dumps(dict(request_fields, seq=self.seq))
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        try:
+            self.sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                           struct.pack(f"{len(fds)}i", *fds))])
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                    raise ZygoteUnavailable(f"no answer within {REPLY_TIMEOUT:.0f} s")
+                reply = self.sock.recv(64)
+                if len(reply) != 9 or reply[:1] != b"P":
+                    self._close()
+                    raise ZygoteUnavailable(f"bad answer {reply!r}")
+                seq, pid = struct.unpack("<ii", reply[1:])
+                if seq == self.seq:
+                    return pid
+        except OSError as e:
+            self._close()
+            raise ZygoteUnavailable(str(e)) from None
+
+
+def _python_ignored():
+    import _signal
+
+    return (_signal.SIGPIPE, _signal.SIGXFSZ)
+
+
+def request_fields(plan, run, fds_present):
+    """The plan as plain data for the zygote (sent with marshal: both ends are ours).
+
+    fds_present: which of stdout, stderr, error pipe, go pipe travel with it."""
+    return {"argv": plan.argv, "env": list(plan.env.items()), "nice": plan.nice,
+            "limits": plan.limits, "user": plan.user, "uid": plan.uid, "gid": plan.gid,
+            "groups_gid": plan.groups_gid, "new_session": plan.new_session, "run": run,
+            "hardening": plan.hardening_inputs, "fds": fds_present}
+
+
+# -- zygote side ---------------------------------------------------------------
+
+
+def main(preload):
+    import importlib
+    import signal
+    import socket
+    import sys
+
+    own_path = os.environ.pop("PYPROCD_ZYGOTE_PATH", None)
+    sock = socket.socket(fileno=ZYGOTE_FD)
+    for name in preload:
+        importlib.import_module(name)
+    # Our package's path was added for this module only: not the services' sys.path.
+    if own_path and own_path in sys.path:
+        sys.path.remove(own_path)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    sock.send(READY)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 8)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)  # the daemon is gone
+        start_one(sock, marshal.loads(msg), fds)
+
+
+def start_one(sock, request, fds):
+    """Fork a helper that forks the service and reports its pid; the helper exits."""
+    helper = os.fork()
+    if helper == 0:
+        try:
+            service = os.fork()
+            if service == 0:
+                sock.close()
+                run_service(request, fds)  # never returns
+            sock.send(b"P" + struct.pack("<ii", request["seq"], service))
+        finally:
+            os._exit(0)
+    for fd in fds:
+        os.close(fd)
+    os.waitpid(helper, 0)
+
+
+def run_service(request, fds):
+    """In the service process: the cold child's set-up, then the script. Never returns."""
+    from pyprocd.process import spawn
+
+    out_w, errlog_w, err_w, go_r = _unpack_optional(request, fds)
+    plan = spawn.ChildPlan.from_request(request)
+    progress = ["zygote"]
+    try:
+        if os.read(go_r, 1) != spawn.GO:
+            # The daemon gave this start up (or is gone): nobody would supervise us.
+            os._exit(spawn.EXEC_FAILED)
+        os.close(go_r)
+        spawn.setup_child(plan, out_w, errlog_w, progress)
+    except BaseException as e:  # noqa: BLE001 - report like a failed exec, then exit 127
+        spawn.report_child_failure(err_w, progress[0], e)
+        os._exit(spawn.EXEC_FAILED)
+    os.close(err_w)  # what an exec would do: "started"
+    os._exit(run_as_fresh_interpreter(request["run"], plan))
+
+
+def _unpack_optional(request, fds):
+    """fds holds only the descriptors that exist; `request` says which."""
+    it = iter(fds)
+    return tuple(next(it) if present else None for present in request["fds"])
+
+
+def run_as_fresh_interpreter(run, plan):
+    """Run the script or module as `python3 script args` would; the exit status."""
+    import atexit
+    import runpy
+    import signal
+    import sys
+    import traceback
+
+    kind, target = run
+    os.environb.clear()
+    os.environb.update(plan.env)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    args = [os.fsdecode(a) for a in plan.argv]
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=os.isatty(stream.fileno()))
+    try:
+        if kind == "module":
+            sys.argv = [target, *args[3:]]
+            sys.path[0:0] = [os.getcwd()]
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = args[1:]
+            sys.path[0:0] = [os.path.dirname(os.path.abspath(target))]
+            runpy.run_path(target, run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = _exit_code(e.code)
+    except KeyboardInterrupt as e:
+        _print_script_traceback(traceback, runpy, e)
+        _flush_and_run_atexit(atexit, sys)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)  # as CPython does: die of the signal
+        code = 130
+    except BaseException as e:  # noqa: BLE001 - an uncaught exception: traceback, exit 1
+        _print_script_traceback(traceback, runpy, e)
+        code = 1
+    _flush_and_run_atexit(atexit, sys)
+    return code
+
+
+def _print_script_traceback(traceback, runpy, error):
+    """The traceback a cold interpreter prints: from the script's frame on, without ours."""
+    ours = (os.path.abspath(__file__), runpy.__file__)
+    tb = error.__traceback__
+    while tb is not None and (tb.tb_frame.f_code.co_filename in ours
+                              or tb.tb_frame.f_code.co_filename.startswith("<frozen runpy")):
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb)
+
+
+def _exit_code(value):
+    import sys
+
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1
+
+
+def _flush_and_run_atexit(atexit, sys):
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
