@@ -29,7 +29,8 @@ ALLOWED = {
     "trace": BOTTOM | {"wire", "loop", "process"},
     # The warm CLI server (prefork/cli.py) preloads the commands it serves.
     "prefork": BOTTOM | {"wire", "loop", "process", "cli", "bus", "uci", "initd"},
-    "initd": BOTTOM | {"wire", "loop", "bus", "uci", "process"},
+    # the kit's installed commands (initd/commands.py) are `pyprocd SUBCOMMAND` entry points
+    "initd": BOTTOM | {"wire", "loop", "bus", "uci", "process", "cli"},
     # Entry points: anything.
     "cli": None,
     "__main__": None,

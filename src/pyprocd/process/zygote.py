@@ -227,10 +227,11 @@ def start_one(sock, request, fds):
     helper = os.fork()
     if helper == 0:
         try:
+            helper = os.getpid()
             service = os.fork()
             if service == 0:
                 sock.close()
-                run_service(request, fds)  # never returns
+                run_service(request, fds, helper)  # never returns
             sock.send(b"P" + struct.pack("<ii", request["seq"], service))
         finally:
             os._exit(0)
@@ -239,8 +240,10 @@ def start_one(sock, request, fds):
     os.waitpid(helper, 0)
 
 
-def run_service(request, fds):
-    """In the service process: the cold child's set-up, then the script. Never returns."""
+def run_service(request, fds, helper):
+    """In the service process: the cold child's set-up, then the script. Never returns.
+
+    helper: our parent until it exits; then the daemon, a subreaper, is."""
     from pyprocd.process import spawn
 
     out_w, errlog_w, err_w, go_r = _unpack_optional(request, fds)
@@ -251,12 +254,23 @@ def run_service(request, fds):
             # The daemon gave this start up (or is gone): nobody would supervise us.
             os._exit(spawn.EXEC_FAILED)
         os.close(go_r)
+        _until_reparented(helper)
         spawn.setup_child(plan, out_w, errlog_w, progress)
     except BaseException as e:  # noqa: BLE001 - report like a failed exec, then exit 127
         spawn.report_child_failure(err_w, progress[0], e)
         os._exit(spawn.EXEC_FAILED)
     os.close(err_w)  # what an exec would do: "started"
     os._exit(run_as_fresh_interpreter(request["run"], plan))
+
+
+def _until_reparented(helper, limit=5.0):
+    """A cold child's parent is the daemon from the start: run only once ours is too
+    (the helper exits right after it reported us, so this is a wait of moments)."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while os.getppid() == helper and time.monotonic() < deadline:
+        time.sleep(0.0005)
 
 
 def _unpack_optional(request, fds):
