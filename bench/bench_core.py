@@ -32,7 +32,7 @@ from pyprocd.api.service import call_service
 from pyprocd.core.manager import ServiceManager
 from pyprocd.loop import Loop
 from pyprocd.process.logsink import DaemonLog, SyslogSink
-from pyprocd.process.spawn import Spawner
+from pyprocd.process.host import Host
 
 
 class _Quiet:
@@ -43,8 +43,8 @@ class _Quiet:
 def _manager():
     loop = Loop()
     log = DaemonLog(sink=_Quiet())
-    spawner = Spawner(loop, SyslogSink("/nonexistent"), log=log)
-    return loop, ServiceManager(loop, spawner, log=log)
+    host = Host(loop, SyslogSink("/nonexistent"), log=log)
+    return loop, ServiceManager(loop, host, log=log, facts=host)
 
 
 def _exec_done(pid):

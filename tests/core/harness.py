@@ -41,6 +41,7 @@ class Supervisor:
         self.log = DaemonLog(keep=10000, sink=None)
         self.log.sink = _Quiet()
         self.spawner = Host(self.loop, self.sink, log=self.log, **(spawner_options or {}))
+        kwargs.setdefault("facts", self.spawner)
         self.mgr = ServiceManager(self.loop, self.spawner, log=self.log, **kwargs)
         self.notifications = []
         self.mgr.notify = lambda t, p: self.notifications.append((t, p))

@@ -50,7 +50,7 @@ def main(argv):
     if opts.state_file:
         state_file = StateFile(loop, opts.state_file, log=log,
                                identity=args.get("identity", ""))
-    mgr = ServiceManager(loop, spawner, log=log, recorder=state_file)
+    mgr = ServiceManager(loop, spawner, log=log, recorder=state_file, facts=spawner)
     stopping = []
     control = []
     survival = Survival(loop, mgr, life, sink=sink, log=log, state_file=state_file,

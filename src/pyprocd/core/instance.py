@@ -10,6 +10,7 @@ import _signal as signal  # C module: `signal` would import enum (~0.8 MB for th
 from collections import deque
 
 from pyprocd.common import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, SpawnError
+from pyprocd.core.host import exit_code_of
 
 EXIT_HISTORY = 5
 
@@ -34,21 +35,6 @@ class ExitRecord:
         if self.error:
             d["error"] = self.error
         return d
-
-
-def exit_code_of(status):
-    """procd's exit_code: exit status, 128 + signal for a signal death, else 1."""
-    if status is None:
-        return 0, 0  # adopted process: its status cannot be collected
-    if hasattr(status, "bit_length"):
-        import os
-
-        if os.WIFEXITED(status):
-            return os.WEXITSTATUS(status), 0
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            return 128 + sig, sig
-    return 1, 0
 
 
 class Instance:
@@ -168,12 +154,15 @@ class Instance:
 
     def _terminate(self):
         self._kill(signal.SIGTERM)
-        if self.kill_timer is None:
+        # As procd: SIGKILL follows only for a stop that takes the instance
+        # down for good or for a restart (halt); `state {"spawn": false}`
+        # asks with SIGTERM alone, and a program that ignores it runs on.
+        if self.halt and self.kill_timer is None:
             self.kill_timer = self.manager.loop.call_later(self.spec.term_timeout, self._term_timeout)
 
     def _term_timeout(self):
         self.kill_timer = None
-        if self.running:
+        if self.running and self.halt:
             self._log(f"Instance {self.label} pid {self.pid} not stopped on SIGTERM, sending SIGKILL")
             self._kill(signal.SIGKILL)
 
@@ -240,7 +229,7 @@ class Instance:
         """
         spawner = self.manager.spawner
         if (self.halt or self.restart or exec_error or not self.spec.pidfile
-                or exit_code_of(status) != (0, 0) or not getattr(spawner, "subreaper", False)):
+                or exit_code_of(status) != (0, 0) or not spawner.can_follow_pidfiles):
             return False
         old_pid = self.pid
 

@@ -6,7 +6,6 @@ everything before it changes anything, so bad input leaves the registry as
 it was: it raises NotFound / InvalidArgument (core.status) instead.
 """
 
-import os
 
 from pyprocd.common import LOG_DEBUG, LOG_NOTICE, LOG_WARNING
 from pyprocd.core.instance import Instance
@@ -123,8 +122,10 @@ class ServiceManager:
     def queue_running(self, service_name):
         if not self.initd_dir or self.spawner is None:
             return
-        script = os.path.join(self.initd_dir, service_name)
-        if not os.access(script, os.X_OK) or script in self._running_queue:
+        if "/" in service_name or service_name in ("", ".", ".."):
+            return  # a name, never a path out of the init.d directory
+        script = f"{self.initd_dir.rstrip('/')}/{service_name}"
+        if script in self._running_queue or not self.spawner.script_executable(script):
             return
         self._running_queue.append(script)
         self._run_next_running()

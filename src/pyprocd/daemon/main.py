@@ -223,19 +223,6 @@ def ensure_stdio():
                 os.close(null)
 
 
-def host_facts():
-    """The core's Facts with the process layer's `file` digest (regular files only,
-    read in chunks, size-capped, no hashlib)."""
-    from pyprocd.core.spec import Facts
-    from pyprocd.process.files import file_digest
-
-    class HostFacts(Facts):
-        def file_md5(self, path):
-            return file_digest(path)
-
-    return HostFacts()
-
-
 def build_daemon(options, life=None):
     """The composition root: every part built here and wired by constructor
     arguments (the state file is the manager's recorder, the manager gets the
@@ -264,8 +251,7 @@ def build_daemon(options, life=None):
     log = DaemonLog(sink=sink)
     raise_nofile_limit(log)
     env = life.instance_environment()
-    spawner = Host(loop, sink, base_env=env, log=log)
-    spawner.subreaper = become_subreaper(log)
+    host = Host(loop, sink, base_env=env, log=log, subreaper=become_subreaper(log))
     loop.on_orphan_reaped = lambda pid, status: log(
         f"reaped orphaned process {pid} (status {status})", LOG_DEBUG)
     # Which daemon this is: a state file written by another one (a test run,
@@ -276,9 +262,9 @@ def build_daemon(options, life=None):
                             identity=identity) if state_path else None)
     # Trigger scripts start like instances: our start-up environment, default
     # signal dispositions.
-    triggers = TriggerEngine(loop, log=log, env=env, spawn=spawner.start_script)
-    manager = ServiceManager(loop, spawner, log=log, recorder=state_file, triggers=triggers,
-                             facts=host_facts(),
+    triggers = TriggerEngine(loop, log=log, env=env, spawn=host.start_script)
+    manager = ServiceManager(loop, host, log=log, recorder=state_file, triggers=triggers,
+                             facts=host,
                              respawn_defaults=options.respawn_defaults,
                              initd_dir=options.initd_dir)
     client = UbusClient(loop, options.socket, log=log)

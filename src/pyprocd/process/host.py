@@ -1,18 +1,32 @@
 """The host the core runs on: the process layer's side of core/host.py.
 
 `Host` is the Spawner (fork/exec with procd's child setup, scripts, kill,
-pidfiles, daemonising services) with one promise added at the boundary:
-`spawn()` raises SpawnError and nothing else. Whatever preparing a child
-can throw (a hardening file nested 100,000 deep, a policy field of the
-wrong type, MemoryError) becomes an instance error with a reason, so a
-`set` never stops half-way on one bad instance.
+pidfiles, daemonising services) plus the lookups a spec needs at
+submission, under the names the parse code calls (`facts`), with one
+promise added at the boundary: `spawn()` raises SpawnError and nothing
+else. Whatever preparing a child can throw (a hardening file nested
+100,000 deep, a policy field of the wrong type, MemoryError) becomes an
+instance error with a reason, so a `set` never stops half-way on one bad
+instance.
 """
 
+import os
+import stat
+
 from pyprocd.common import SpawnError
+from pyprocd.process import files
 from pyprocd.process.spawn import Spawner
 
 
 class Host(Spawner):
+    def __init__(self, loop, sink, base_env=None, log=None, *, subreaper=False, **spawner_options):
+        """subreaper: whether the daemon is the child subreaper of its
+        descendants (then a daemonising service is followed)."""
+        super().__init__(loop, sink, base_env=base_env, log=log, **spawner_options)
+        self.subreaper = subreaper
+
+    # -- processes -----------------------------------------------------------
+
     def spawn(self, spec, on_exit, on_forked=None):
         try:
             return super().spawn(spec, on_exit, on_forked)
@@ -20,3 +34,56 @@ class Host(Spawner):
             raise
         except Exception as e:  # noqa: BLE001 - the promise above: one error type
             raise SpawnError(f"cannot prepare the child: {type(e).__name__}: {e}") from None
+
+    @property
+    def can_follow_pidfiles(self):
+        return self.subreaper
+
+    # -- files ---------------------------------------------------------------
+
+    @staticmethod
+    def script_executable(path):
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return False
+        return stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK)
+
+    # -- lookups at submission (the parse code's `facts`) --------------------------
+
+    @staticmethod
+    def lookup_user(name):  # -> (uid, gid) or None
+        import pwd
+
+        try:
+            pw = pwd.getpwnam(name)
+        except (KeyError, UnicodeEncodeError, ValueError):
+            return None
+        return pw.pw_uid, pw.pw_gid
+
+    @staticmethod
+    def lookup_group(name):  # -> gid or None
+        import grp
+
+        try:
+            return grp.getgrnam(name).gr_gid
+        except (KeyError, UnicodeEncodeError, ValueError):
+            return None
+
+    @staticmethod
+    def ifindex(name):
+        import _socket  # C module: `socket` would import enum (~0.8 MB for the daemon's life)
+
+        try:
+            return _socket.if_nametoindex(name)
+        except (OSError, ValueError):
+            return 0
+
+    @staticmethod
+    def file_md5(path):
+        # Regular files only, read in chunks, size-capped, no hashlib.
+        return files.file_digest(path)
+
+    @staticmethod
+    def have_ujail():
+        return os.path.exists("/sbin/ujail")

@@ -1,0 +1,113 @@
+"""The instance state machine on a fake clock and a fake host: start, exit,
+respawn timing, giving up, stop and its SIGKILL escalation, `running`."""
+
+import pytest
+
+from pyprocd.core.manager import ServiceManager
+from tests.core.fakes import SIGKILL, SIGTERM, FakeHost, FakeLoop, exited
+
+
+@pytest.fixture
+def world():
+    loop, host = FakeLoop(), FakeHost()
+    events = []
+    mgr = ServiceManager(loop, host, facts=host, notify=lambda t, p: events.append(t))
+    return loop, host, mgr, events
+
+
+def _set(mgr, **instance):
+    status, _ = mgr.call("set", {"name": "s", "instances": {"i": {"command": ["prog"], **instance}}})
+    assert status == 0
+    return mgr.services["s"].instances["i"]
+
+
+def test_start_and_clean_exit_without_respawn(world):
+    loop, host, mgr, events = world
+    inst = _set(mgr)
+    assert inst.running and host.running() == [inst.pid]
+    assert events[:2] == ["instance.start", "service.start"]
+    host.end(inst.pid, exited(0))
+    assert not inst.running and inst.exit_code == 0
+    loop.advance(3600)
+    assert host.running() == []  # no respawn without `respawn`
+
+
+def test_respawn_waits_its_timeout_then_gives_up_after_retry_fast_crashes(world):
+    loop, host, mgr, _events = world
+    inst = _set(mgr, respawn=["3600", "5", "2"])  # threshold 3600 s, timeout 5 s, retry 2
+    for crash in range(1, 3):
+        pid = inst.pid
+        host.end(pid, exited(1))
+        assert not inst.running and inst.respawn_count == crash
+        loop.advance(4.9)
+        assert not inst.running  # not before its timeout
+        loop.advance(0.2)
+        assert inst.running and inst.pid != pid
+    host.end(inst.pid, exited(1))  # the third fast crash: over retry
+    assert inst.failed and not inst.respawn
+    loop.advance(3600)
+    assert not inst.running and len(host.procs) == 3
+
+
+def test_a_run_longer_than_the_threshold_resets_the_count(world):
+    loop, host, mgr, _events = world
+    inst = _set(mgr, respawn=["10", "0", "1"])
+    host.end(inst.pid, exited(1))
+    loop.advance(0)
+    assert inst.running and inst.respawn_count == 1
+    loop.advance(11)
+    host.end(inst.pid, exited(1))
+    assert inst.respawn_count == 0
+    loop.advance(0)
+    assert inst.running and not inst.failed
+
+
+def test_delete_escalates_to_sigkill_after_term_timeout(world):
+    loop, host, mgr, _events = world
+    host.ignore_sigterm = True
+    inst = _set(mgr, term_timeout=3)
+    pid = inst.pid
+    assert mgr.call("delete", {"name": "s"})[0] == 0
+    assert host.procs[pid].signals == [SIGTERM]
+    loop.advance(2.9)
+    assert host.procs[pid].alive
+    loop.advance(0.2)
+    assert host.procs[pid].signals == [SIGTERM, SIGKILL] and not host.procs[pid].alive
+    assert "s" not in mgr.services
+
+
+def test_state_spawn_false_never_escalates_to_sigkill(world):
+    # procd's timeout handler kills only an instance that is being removed:
+    # one that ignores SIGTERM keeps running and is listed running.
+    loop, host, mgr, _events = world
+    host.ignore_sigterm = True
+    inst = _set(mgr, term_timeout=3)
+    pid = inst.pid
+    assert mgr.call("state", {"name": "s", "spawn": False})[0] == 0
+    loop.advance(60)
+    assert host.procs[pid].signals == [SIGTERM]
+    assert host.procs[pid].alive and inst.running
+    assert mgr.call("list", {"name": "s"})[1]["s"]["instances"]["i"]["running"] is True
+    # Removing it afterwards does escalate.
+    assert mgr.call("delete", {"name": "s"})[0] == 0
+    loop.advance(3.1)
+    assert host.procs[pid].signals[-1] == SIGKILL and "s" not in mgr.services
+
+
+def test_spawn_error_is_an_instance_error(world):
+    _loop, host, mgr, _events = world
+    host.fail_next_spawn = "hardening: bad policy"
+    inst = _set(mgr)
+    assert not inst.running and inst.failed
+    listed = mgr.call("list", {"name": "s"})[1]["s"]["instances"]["i"]
+    assert "hardening: bad policy" in listed["errors"][-1]
+
+
+def test_running_callback_after_a_set_with_instances(world):
+    loop, host, mgr, _events = world
+    mgr_with_initd = ServiceManager(loop, host, facts=host, initd_dir="/etc/init.d")
+    host.executable.add("/etc/init.d/s")
+    assert mgr_with_initd.call("set", {"name": "s", "instances": {"i": {"command": ["p"]}}})[0] == 0
+    assert host.scripts == [["/etc/init.d/s", "running"]]
+    assert mgr_with_initd.call("set", {"name": "../x", "instances": {"i": {"command": ["p"]}}})[0] == 0
+    assert host.scripts == [["/etc/init.d/s", "running"]]  # a name, never a path
