@@ -3,6 +3,7 @@ respawn timing, giving up, stop and its SIGKILL escalation, `running`."""
 
 import pytest
 
+from pyprocd.api.service import call_service
 from pyprocd.core.manager import ServiceManager
 from tests.core.fakes import SIGKILL, SIGTERM, FakeHost, FakeLoop, exited
 
@@ -16,7 +17,7 @@ def world():
 
 
 def _set(mgr, **instance):
-    status, _ = mgr.call("set", {"name": "s", "instances": {"i": {"command": ["prog"], **instance}}})
+    status, _ = call_service(mgr, "set", {"name": "s", "instances": {"i": {"command": ["prog"], **instance}}})
     assert status == 0
     return mgr.services["s"].instances["i"]
 
@@ -67,7 +68,7 @@ def test_delete_escalates_to_sigkill_after_term_timeout(world):
     host.ignore_sigterm = True
     inst = _set(mgr, term_timeout=3)
     pid = inst.pid
-    assert mgr.call("delete", {"name": "s"})[0] == 0
+    assert call_service(mgr, "delete", {"name": "s"})[0] == 0
     assert host.procs[pid].signals == [SIGTERM]
     loop.advance(2.9)
     assert host.procs[pid].alive
@@ -83,13 +84,13 @@ def test_state_spawn_false_never_escalates_to_sigkill(world):
     host.ignore_sigterm = True
     inst = _set(mgr, term_timeout=3)
     pid = inst.pid
-    assert mgr.call("state", {"name": "s", "spawn": False})[0] == 0
+    assert call_service(mgr, "state", {"name": "s", "spawn": False})[0] == 0
     loop.advance(60)
     assert host.procs[pid].signals == [SIGTERM]
     assert host.procs[pid].alive and inst.running
-    assert mgr.call("list", {"name": "s"})[1]["s"]["instances"]["i"]["running"] is True
+    assert call_service(mgr, "list", {"name": "s"})[1]["s"]["instances"]["i"]["running"] is True
     # Removing it afterwards does escalate.
-    assert mgr.call("delete", {"name": "s"})[0] == 0
+    assert call_service(mgr, "delete", {"name": "s"})[0] == 0
     loop.advance(3.1)
     assert host.procs[pid].signals[-1] == SIGKILL and "s" not in mgr.services
 
@@ -99,7 +100,7 @@ def test_spawn_error_is_an_instance_error(world):
     host.fail_next_spawn = "hardening: bad policy"
     inst = _set(mgr)
     assert not inst.running and inst.failed
-    listed = mgr.call("list", {"name": "s"})[1]["s"]["instances"]["i"]
+    listed = call_service(mgr, "list", {"name": "s"})[1]["s"]["instances"]["i"]
     assert "hardening: bad policy" in listed["errors"][-1]
 
 
@@ -107,7 +108,7 @@ def test_running_callback_after_a_set_with_instances(world):
     loop, host, mgr, _events = world
     mgr_with_initd = ServiceManager(loop, host, facts=host, initd_dir="/etc/init.d")
     host.executable.add("/etc/init.d/s")
-    assert mgr_with_initd.call("set", {"name": "s", "instances": {"i": {"command": ["p"]}}})[0] == 0
+    assert call_service(mgr_with_initd, "set", {"name": "s", "instances": {"i": {"command": ["p"]}}})[0] == 0
     assert host.scripts == [["/etc/init.d/s", "running"]]
-    assert mgr_with_initd.call("set", {"name": "../x", "instances": {"i": {"command": ["p"]}}})[0] == 0
+    assert call_service(mgr_with_initd, "set", {"name": "../x", "instances": {"i": {"command": ["p"]}}})[0] == 0
     assert host.scripts == [["/etc/init.d/s", "running"]]  # a name, never a path

@@ -42,20 +42,7 @@ Lookups at submission (the parse code's `facts`; same names)
   lookup_user(name) -> (uid, gid) | None, lookup_group(name) -> gid | None,
   ifindex(name) -> int (0: none), file_md5(path) -> hex str,
   have_ujail() -> bool
+
+This module is the interface's documentation only: nothing imports it at
+run time (the daemon's module count is budgeted).
 """
-
-
-def exit_code_of(status):
-    """procd's exit_code of a raw wait status: the exit status, 128 + signal
-    for a death by signal, else 1; (code, signal). Linux's encoding, decoded
-    here so that the core needs no `os`."""
-    if status is None:
-        return 0, 0  # adopted process: its status cannot be collected
-    if type(status) is not int:
-        return 1, 0
-    low = status & 0x7F
-    if low == 0:  # WIFEXITED
-        return (status >> 8) & 0xFF, 0
-    if low != 0x7F:  # WIFSIGNALED (0x7f: stopped)
-        return 128 + low, low
-    return 1, 0

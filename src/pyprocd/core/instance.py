@@ -10,7 +10,6 @@ import _signal as signal  # C module: `signal` would import enum (~0.8 MB for th
 from collections import deque
 
 from pyprocd.common import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, SpawnError
-from pyprocd.core.host import exit_code_of
 
 EXIT_HISTORY = 5
 
@@ -35,6 +34,22 @@ class ExitRecord:
         if self.error:
             d["error"] = self.error
         return d
+
+
+def exit_code_of(status):
+    """procd's exit_code of a raw wait status: the exit status, 128 + signal
+    for a death by signal, else 1; (code, signal). Linux's encoding, decoded
+    here so that the core needs no `os`."""
+    if status is None:
+        return 0, 0  # adopted process: its status cannot be collected
+    if type(status) is not int:
+        return 1, 0
+    low = status & 0x7F
+    if low == 0:  # WIFEXITED
+        return (status >> 8) & 0xFF, 0
+    if low != 0x7F:  # WIFSIGNALED (0x7f: stopped)
+        return 128 + low, low
+    return 1, 0
 
 
 class Instance:
