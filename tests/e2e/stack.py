@@ -83,10 +83,14 @@ class Stack:
                 f"\n--- daemon stderr:\n{tail('daemon.stderr')}")
 
     def isolation(self):
-        """Options that keep this daemon off the host's shared files (state, UCI)."""
+        """Options that keep this daemon off the host's shared files (state, UCI,
+        and the init scripts whose `running` it calls after a `set`)."""
         config = self.dir / "config"
         config.mkdir(exist_ok=True)
-        return ["--state-file", str(self.dir / "state.json"), "--confdir", str(config)]
+        initd = self.dir / "init.d"
+        initd.mkdir(exist_ok=True)
+        return ["--state-file", str(self.dir / "state.json"), "--confdir", str(config),
+                "--initd-dir", str(initd)]
 
     def daemon_stderr(self):
         return self.stderr_path.read_text(errors="replace")

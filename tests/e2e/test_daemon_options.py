@@ -42,3 +42,51 @@ def test_daemon_start_path_does_not_import_argparse():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          check=False)  # a failure shows its stderr in the assertion below
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_running_is_called_after_a_set_in_every_start_mode(tmp_path):
+    """procd runs `<init.d>/<name> running` after a `set` that carries
+    instances; the daemon does, started in the foreground, detached or
+    under --monitor (one composition root builds all three)."""
+    import stat as stat_mod
+
+    from tests.e2e.stack import Stack
+    import os
+    import signal
+
+    from tests.lifecycle.lifecycle_helpers import Procs, alive, ppid_of, set_subreaper
+    from tests.lifecycle.lifecycle_helpers import wait_for as wait
+
+    for mode in ([], ["--detach", f"--pidfile={tmp_path}/d.pid"],
+                 ["--detach", "--monitor", f"--pidfile={tmp_path}/m.pid"]):
+        run = tmp_path / ("run-" + "-".join(m.split("=")[0].strip("-") for m in mode) or "fg")
+        run.mkdir()
+        stack = Stack(run)
+        initd = run / "init.d"
+        initd.mkdir()
+        marker = run / "ran"
+        script = initd / "svc"
+        script.write_text(f"#!/bin/sh\necho \"$1\" >> {marker}\n")
+        script.chmod(script.stat().st_mode | stat_mod.S_IXUSR)
+        set_subreaper(True)
+        procs = Procs()
+        try:
+            stack.start_bus()
+            stack.start_daemon("--no-chdir", *mode)
+            daemon = None
+            if mode:
+                pidfile = next(m for m in mode if m.startswith("--pidfile=")).split("=", 1)[1]
+                daemon = procs.track(int(open(pidfile).read()))
+                procs.track(ppid_of(daemon))  # the monitor, or us
+            assert stack.call("set", {"name": "svc", "instances": {
+                "i": {"command": ["sleep", "100"]}}})[0] == 0
+            assert wait(lambda: marker.exists() and marker.read_text() == "running\n",
+                        what=f"running called ({mode or 'foreground'})")
+            if daemon is not None:  # a clean stop: its instance goes with it
+                os.kill(daemon, signal.SIGTERM)
+                wait(lambda: not alive(daemon), what="detached daemon stopped")
+        finally:
+            stack.close()
+            procs.pids.discard(os.getpid())
+            procs.cleanup()
+            set_subreaper(False)

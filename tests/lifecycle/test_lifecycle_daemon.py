@@ -46,7 +46,8 @@ def stack(tmp_path):
 def _start(stack, tmp_path, *extra):
     argv = [sys.executable, "-m", "pyprocd", "-s", stack.socket, "--syslog", stack.syslog,
             "--detach", f"--pidfile={tmp_path}/pyprocd.pid",
-            f"--state-file={tmp_path}/state.json", f"--confdir={tmp_path}", *extra]
+            f"--state-file={tmp_path}/state.json", f"--confdir={tmp_path}",
+            f"--initd-dir={tmp_path}", *extra]
     result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=DEADLINE)
     return result, int(read_text(tmp_path / "pyprocd.pid") or 0)
 

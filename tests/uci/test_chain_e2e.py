@@ -72,7 +72,8 @@ def system(tmp_path):
     assert wait_for(lambda: os.path.exists(sock))
     procs.append(daemon := subprocess.Popen(
         [sys.executable, "-m", "pyprocd", "-s", sock, "--syslog", str(tmp_path / "nolog"),
-         "--confdir", str(conf), "--state-file", str(tmp_path / "state.json")], env=env,
+         "--confdir", str(conf), "--state-file", str(tmp_path / "state.json"),
+         "--initd-dir", str(tmp_path)], env=env,
         stdout=subprocess.DEVNULL,
         stderr=daemon_err))
     bus = None
