@@ -216,3 +216,28 @@ def test_unknown_procd_set_param_keys_are_dropped_silently_as_on_openwrt(host):
     assert (rc, out) == (0, "")
     assert json.loads(err)["instances"] == {"instance1": {"command": ["/bin/sleep", "3600"]}}
     assert wait_for(lambda: "instance1" in host.running("kitkeys"))
+
+
+@pytest.mark.skipif(shutil.which("dash") is None, reason="dash not installed")
+def test_the_kit_runs_under_dash_too(host):
+    """dash has no `export -n` and no descriptors above 9: the kit works around both."""
+    from pyprocd.initd.install import install_for_host
+
+    host.script("kitdns")
+    host.config("kitdhcp", KITDHCP)
+    kit = host.tmp / "kit"
+    install_for_host(str(kit), socket=host.stack.socket)
+    (kit / "var" / "lock").mkdir(parents=True)
+    env = dict(host.env, PYPROCD_KIT_ROOT=str(kit), UCI_CONFIG_DIR=str(host.confdir),
+               PATH=f"{kit}/usr/bin:{kit}/sbin:{os.environ['PATH']}")
+
+    def run(action):
+        p = subprocess.run(["dash", str(kit / "etc/rc.common"), str(host.initd / "kitdns"), action],
+                           env=env, capture_output=True, text=True, timeout=120, check=False)
+        return p.returncode, p.stdout, p.stderr
+
+    assert run("start") == (0, "", "")
+    assert wait_for(lambda: set(host.running("kitdns")) == {"main", "guest"})
+    assert run("status") == (0, "running\n", "")
+    assert run("stop") == (0, "", "")
+    assert wait_for(lambda: host.service("kitdns") is None)
