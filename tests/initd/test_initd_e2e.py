@@ -241,3 +241,28 @@ def test_the_kit_runs_under_dash_too(host):
     assert run("status") == (0, "running\n", "")
     assert run("stop") == (0, "", "")
     assert wait_for(lambda: host.service("kitdns") is None)
+
+
+def test_initd_usage_and_a_missing_script(tmp_path):
+    env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
+
+    def run(*argv):
+        p = subprocess.run([sys.executable, "-m", "pyprocd", "initd", *argv], env=env,
+                           capture_output=True, text=True, timeout=60, check=False)
+        return p.returncode, p.stderr
+
+    usage = "usage: pyprocd initd [-s SOCKET] [-c CONFDIR] SCRIPT ACTION [ARGS...]\n"
+    assert run() == (2, usage)
+    assert run("-x", "script") == (2, usage)
+    assert run(str(tmp_path / "nope"), "start") == (2, f"pyprocd initd: {tmp_path}/nope: no such script\n")
+    assert os.listdir(tmp_path) == []  # no kit left behind
+
+
+def test_a_script_without_the_rc_common_line_runs_as_it_is(tmp_path):
+    script = tmp_path / "plain"
+    script.write_text('#!/bin/sh\necho "plain $1 $2"\nexit 4\n')
+    script.chmod(0o755)
+    p = subprocess.run([sys.executable, "-m", "pyprocd", "initd", str(script), "go", "now"],
+                       env=dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path)),
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert (p.returncode, p.stdout) == (4, "plain go now\n")
