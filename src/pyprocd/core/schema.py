@@ -324,11 +324,44 @@ def _parse_group(p, group):
 
 
 def _parse_jail(p, jail):
+    """Kept as given: the process layer's jail checks every sub-key when it starts the
+    instance (a value it cannot honour is then the instance's error). pyprocd has a
+    jail of its own, so `requirejail` is always met."""
     if type(jail) is not dict:
         return
     p.kw["jail"] = jail
-    if jail.get("requirejail") is True and not p.facts.have_ujail():
-        p.problems.append("invalid instance: jail required but /sbin/ujail is not available")
+
+
+JAIL_LISTED = ("procfs", "sysfs", "ubus", "log", "ronly", "netns", "userns", "cgroupsns")
+
+
+def _jailed(spec):
+    return spec.jail is not None and not spec.trace
+
+
+def _dump_jail(inst, spec):
+    """procd's jail entry: name/hostname when set, then every flag as a boolean
+    (`udebug` is not listed; `console` says whether a console fd is attached)."""
+    if not _jailed(spec):
+        return None
+    jail = spec.jail
+    out = {key: jail[key] for key in ("name", "hostname") if type(jail.get(key)) is str}
+    for key in JAIL_LISTED:
+        out[key] = jail.get(key) is True
+    out["console"] = False
+    return out
+
+
+def _dump_jail_mount(inst, spec):
+    mounts = spec.jail.get("mount") if _jailed(spec) else None
+    if type(mounts) is not dict:
+        return None
+    return {path: value for path, value in mounts.items() if type(value) is str} or None
+
+
+def _dump_jail_setns(inst, spec):
+    setns = spec.jail.get("setns") if _jailed(spec) else None
+    return setns if type(setns) is list and setns else None
 
 
 def _parse_triggers(p, value):
@@ -448,7 +481,9 @@ KEYS = (
         dump=_field("user"), uci="string", sh="string"),
     Key("group", STRING, {"group": None, "gid": 0}, _parse_group, compared=True, dump=_field("group"),
         uci="string", sh="string"),
-    Key("jail", TABLE, parse=_parse_jail, compared=True, uci="jail"),
+    Key("jail", TABLE, parse=_parse_jail, compared=True, dump=_dump_jail, uci="jail"),
+    Key("mount", dump=_dump_jail_mount),  # of the jail table, listed beside it
+    Key("setns", dump=_dump_jail_setns),
     Key("extroot", STRING, compared=True, dump=_field("extroot"), uci="string", sh="string"),
     Key("overlaydir", STRING, compared=True, dump=_field("overlaydir"), uci="string",
         sh="string"),

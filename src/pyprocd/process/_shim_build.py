@@ -39,6 +39,14 @@ struct ptrace_syscall_info {
 };
 long ptrace(int request, ...);
 int waitpid(int pid, int *status, int options);
+
+/* The built-in jail: namespaces, mounts, hostname (pivot_root goes through syscall). */
+int unshare(int flags);
+int setns(int fd, int nstype);
+int mount(const char *source, const char *target, const char *filesystemtype,
+          unsigned long mountflags, const void *data);
+int umount2(const char *target, int flags);
+int sethostname(const char *name, size_t len);
 """
 
 

@@ -333,3 +333,71 @@ def waitpid(pid, options):
     status = ffi.new("int *")
     got = _check(lib.waitpid(pid, status, options), "waitpid")
     return got, status[0]
+
+
+# --- namespaces and mounts, for the built-in jail (process/jail.py) -------------------
+
+# linux/sched.h
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+# linux/mount.h
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_NOATIME = 0x400
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+MS_RELATIME = 0x200000
+MNT_DETACH = 0x2
+
+
+def _path_arg(ffi, value):
+    return ffi.NULL if value is None else os.fsencode(value)
+
+
+def unshare(flags):
+    _, lib = ffi_and_lib()
+    _check(lib.unshare(flags), f"unshare({flags:#x})")
+
+
+def setns(fd, nstype=0):
+    _, lib = ffi_and_lib()
+    _check(lib.setns(fd, nstype), "setns")
+
+
+def mount(source, target, fstype, flags, data=None):
+    """mount(2); None for an absent source/type/data."""
+    ffi, lib = ffi_and_lib()
+    _check(lib.mount(_path_arg(ffi, source), os.fsencode(target), _path_arg(ffi, fstype),
+                     flags, _path_arg(ffi, data)), f"mount {os.fsdecode(target)}")
+
+
+def umount2(target, flags=0):
+    _, lib = ffi_and_lib()
+    _check(lib.umount2(os.fsencode(target), flags), f"umount {os.fsdecode(target)}")
+
+
+def sethostname(name):
+    _, lib = ffi_and_lib()
+    raw = os.fsencode(name)
+    _check(lib.sethostname(raw, len(raw)), "sethostname")
+
+
+def pivot_root(new_root, put_old):
+    """pivot_root(2), which libc does not wrap: through syscall() with this ABI's number."""
+    from pyprocd.process import syscalls
+
+    ffi, lib = ffi_and_lib()
+    number = syscalls.numbers(syscalls.host_arch())["pivot_root"]
+    new = ffi.new("char[]", os.fsencode(new_root))
+    old = ffi.new("char[]", os.fsencode(put_old))
+    _check(lib.syscall(ffi.cast("long", number), new, old), "pivot_root")

@@ -166,9 +166,10 @@ def tracer_argv(spec):
 class ChildPlan:
     """Everything the child needs, computed in the parent before fork."""
 
-    def __init__(self, spec, base_env, hardening=None, setlbf=None):
+    def __init__(self, spec, base_env, hardening=None, setlbf=None, jail=None):
         self.argv = (tracer_argv(spec) if spec.trace else []) + [a.encode() for a in spec.command]
-        self.env = build_env(base_env, spec, setlbf)
+        self.env = build_env(base_env, spec, setlbf) if jail is None else jail.env
+        self.jail = jail  # process/jail.py's JailPlan, entered before the identity switch
         path = self.env.get(b"PATH", DEFAULT_PATH.encode())
         self.path = path.decode(errors="replace")
         self.nice = spec.nice
@@ -263,6 +264,11 @@ def setup_child(plan, stdout_fd, stderr_fd, progress, go=None):
     os.dup2(devnull, 0)
     os.dup2(stdout_fd if stdout_fd is not None else devnull, 1)
     os.dup2(stderr_fd if stderr_fd is not None else devnull, 2)
+    if plan.jail is not None:
+        progress[0] = "jail"
+        from pyprocd.process import jail
+
+        jail.enter(plan.jail)  # only the jailed process returns (pid 1 inside)
     progress[0] = "user/group"
     _switch_identity(plan)
     if plan.hardening is not None:
@@ -355,12 +361,27 @@ class Spawner:
         except (ValueError, OSError) as e:
             raise SpawnError(str(e)) from None
 
+    jail_sockets = None  # {"ubus"|"log"|"udebug": the host's socket bound into a jail}
+
+    def _jail_plan(self, spec):
+        if spec.jail is None or spec.trace:  # procd: `trace` disables the jail
+            return None
+        from pyprocd.process import jail
+
+        sockets = {"log": self.sink.path} if getattr(self.sink, "path", None) else {}
+        sockets.update(self.jail_sockets or {})  # the daemon's ubus socket, for one
+        try:
+            return jail.prepare(spec, sockets)
+        except jail.JailError as e:
+            raise SpawnError(str(e)) from None
+
     def _plan(self, spec):
         """The child's plan, prepared before fork; anything unusable is a SpawnError."""
+        jail = self._jail_plan(spec)
         hardening = self._hardening_plan(spec)
         try:
             setlbf = self.setlbf if spec.stdout and self.setlbf and os.path.exists(self.setlbf) else None
-            return ChildPlan(spec, self.base_env, hardening, setlbf)
+            return ChildPlan(spec, self.base_env, hardening, None if jail else setlbf, jail)
         except (OSError, ValueError) as e:  # e.g. a command or env that cannot be encoded
             raise SpawnError(f"cannot prepare the child: {e}") from None
 
