@@ -54,6 +54,9 @@ DEV_LINKS = (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/sel
 NOT_FORWARDED = ("SIGCHLD", "SIGPIPE", "SIGSEGV", "SIGALRM", "SIGKILL", "SIGSTOP")
 
 
+MASK = "mask"  # the fs type of a mount-table entry hiding a path (spec jail.md §4.2)
+
+
 class JailError(ValueError):
     """The jail cannot be built as asked; str() is the instance's error."""
 
@@ -127,7 +130,6 @@ class JailPlan:
         self.flags = 0          # unshare() flags
         self.mount_ns = False
         self.mounts = []        # Mount, in application order
-        self.masks = []         # (path inside, fatal)
         self.ronly = False
         self.setns = []         # (pid, [(token, flag)])
         self.term_timeout = 5
@@ -248,10 +250,11 @@ def _mount_table(plan, spec, jail, sockets):
     if jail.get("procfs") is True:
         plan.add(Mount("/proc", "proc", "proc", NODEV | NOEXEC | NOSUID))
         plan.add(Mount("/proc/sys", None, flags=shim.MS_BIND, remount=RO))  # itself, ro
-        plan.masks += PROC_MASKS
+        for path, fatal in PROC_MASKS:
+            plan.add(Mount(path, None, MASK, fatal=fatal))
     if jail.get("sysfs") is True:
         plan.add(Mount("/sys", "sysfs", "sysfs", RO | NODEV | NOEXEC | NOSUID))
-        plan.masks.append(("/sys/firmware", True))
+        plan.add(Mount("/sys/firmware", None, MASK))
     plan.mounts.sort(key=lambda m: m.target)
 
 
@@ -284,6 +287,8 @@ def enter(plan):
     if plan.flags:
         shim.unshare(plan.flags)
     host_pid = os.getpid()
+    if plan.name:
+        shim.set_name(plan.name)  # the supervisor's comm (the program's changes at exec)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     child = os.fork()
     if child:
@@ -306,8 +311,6 @@ def _supervise(plan, child, old_mask):
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.closerange(3, 1 << 20)  # the daemon's sockets and pipes, the instance's pipes
-        if plan.name:
-            shim.set_name(plan.name)
 
         def forward(sig, frame):
             try:
@@ -343,7 +346,7 @@ def _supervise(plan, child, old_mask):
     except BaseException:  # noqa: BLE001 - never return into the daemon's code
         try:
             os.kill(child, 9)
-        except BaseException:  # noqa: BLE001
+        except BaseException:  # noqa: BLE001, S110 - already dead: nothing left to end
             pass
     os._exit(status)
 
@@ -391,11 +394,15 @@ def _kept_flags(target):
     return flags
 
 
-def _mask(root, path, fatal, noafile):
-    target = root + os.fsencode(path)
+def _mask(root, path, fatal):
+    """An empty read-only tmpfs on a directory, a mode-0000 empty file on a file."""
+    target = root + path
     if not os.path.lexists(target):
         return
+    noafile = root + b"/dev/.ujailnoafile"  # /dev (a tmpfs) sorts before /proc and /sys
     try:
+        if not os.path.exists(noafile):
+            os.close(os.open(noafile, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0))
         if os.path.isdir(target):
             shim.mount("tmpfs", target, "tmpfs", RO | NOSUID | NOEXEC | NODEV | shim.MS_RELATIME,
                        "size=0,mode=000")
@@ -405,7 +412,7 @@ def _mask(root, path, fatal, noafile):
                        | NOEXEC | NODEV | shim.MS_RELATIME)
     except OSError as e:
         if fatal:
-            raise OSError(e.errno, f"mask {path}: {e.strerror}") from None
+            raise OSError(e.errno, f"mask {os.fsdecode(path)}: {e.strerror}") from None
 
 
 def _build_root(plan, root_dir):
@@ -416,12 +423,10 @@ def _build_root(plan, root_dir):
     try:
         shim.mount("tmpfs", root, "tmpfs", NOATIME, "mode=0755")
         for mount in plan.mounts:
-            _apply(root, mount)
-        if plan.masks:
-            noafile = root + b"/dev/.ujailnoafile"
-            os.close(os.open(noafile, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0))
-            for path, fatal in plan.masks:
-                _mask(root, path, fatal, noafile)
+            if mount.fstype == MASK:
+                _mask(root, mount.target, mount.fatal)
+            else:
+                _apply(root, mount)
         os.mkdir(root + b"/old", 0o755)
         shim.pivot_root(root, root + b"/old")
     except BaseException:
