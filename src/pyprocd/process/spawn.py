@@ -198,6 +198,7 @@ class ChildPlan:
         plan.groups_gid = request["groups_gid"]
         plan.new_session = request["new_session"]
         plan.hardening_inputs = request["hardening"]
+        plan.jail = None  # a jailed instance is never started warm (see spawn)
         plan.hardening = None
         if any(plan.hardening_inputs):
             from pyprocd.process import harden
@@ -398,7 +399,7 @@ class Spawner:
         child may go on to exec: a daemon killed before it returns leaves no
         process behind (the child sees the pipe close and exits)."""
         plan = self._plan(spec)
-        if spec.zygote is not None and not spec.trace:
+        if spec.zygote is not None and not spec.trace and plan.jail is None:
             running = self._spawn_warm(spec, plan, on_exit, on_forked)
             if running is not None:
                 return running
