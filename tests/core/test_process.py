@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import IS_ROOT, needs_root
 from tests.core.harness import Supervisor
-from tests.core.test_lifecycle import exec_done
+from tests.core.test_lifecycle import exec_done, listed
 
 
 @pytest.fixture
@@ -359,3 +359,87 @@ def test_user_with_group_gets_the_users_own_supplementary_groups(sup):
     expected = set(os.getgrouplist("nobody", nobody.pw_gid))   # initgroups(user, user's gid)
     assert {int(g) for g in status["Groups"].split()} == expected
     assert status["Gid"].split()[:2] == [str(other.gr_gid)] * 2
+
+
+# -- which primitive starts an instance -------------------------------------------------------
+
+
+@pytest.fixture
+def forks(monkeypatch):
+    """Every os.fork() the daemon side makes from now on."""
+    calls = []
+    real_fork = os.fork
+
+    def counting_fork():
+        calls.append(True)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    return calls
+
+
+def test_plain_instance_starts_without_a_forked_python_child(sup, forks, tmp_path):
+    # A relative command is looked up on the instance's own PATH, as execvpe does.
+    inst = start(sup, {"command": ["sleep", "1000"], "env": {"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                       "stdout": True})
+    assert sup.wait(lambda: exec_done(inst.pid, "sleep"))
+    assert forks == []
+    assert os.readlink(f"/proc/{inst.pid}/fd/0") == "/dev/null"
+    assert os.readlink(f"/proc/{inst.pid}/fd/2") == "/dev/null"
+    assert os.readlink(f"/proc/{inst.pid}/fd/1").startswith("pipe:")
+    sigign = int(proc_status(inst.pid)["SigIgn"], 16)
+    assert not sigign & (1 << (13 - 1)), "SIGPIPE must not stay ignored in instances"
+
+
+def test_instance_with_limits_still_gets_the_forked_child(sup, forks):
+    inst = start(sup, {"command": ["/bin/sleep", "1000"], "limits": {"nofile": "77 88"}})
+    assert sup.wait(lambda: exec_done(inst.pid, "/bin/sleep"))
+    assert len(forks) == 1
+    assert proc_limits(inst.pid)["Max open files"] == ("77", "88")
+
+
+def test_exec_failure_reason_is_the_same_whichever_way_it_was_started(sup, tmp_path):
+    script = tmp_path / "noexec"
+    script.write_text("#!/bin/sh\n")  # exists but not executable: EACCES
+    sup.call("set", {"name": "e", "instances": {
+        "missing": {"command": ["not-on-path"], "env": {"PATH": str(tmp_path)}},
+        "denied": {"command": [str(script)]},
+        "denied_limited": {"command": [str(script)], "limits": {"nofile": "64"}}}})
+    insts = [sup.inst("e", n) for n in ("missing", "denied", "denied_limited")]
+    assert sup.wait(lambda: all(i.failed for i in insts))
+    errors = {i.name: listed(sup, "e", i.name)["errors"] for i in insts}
+    assert errors == {"missing": ["exec not-on-path: No such file or directory"],
+                      "denied": [f"exec {script}: Permission denied"],
+                      "denied_limited": [f"exec {script}: Permission denied"]}
+
+
+class _ActiveRecorder:
+    """A crash-survival recorder that notes whether each process had exec'd when recorded."""
+
+    active = True
+
+    def __init__(self):
+        self.ran_before_recorded = []
+
+    def changed(self):
+        pass
+
+    def spawned(self, service, instance, pid, proc):
+        self.ran_before_recorded.append(exec_done(pid, "/bin/sleep"))
+
+    def exited(self, service, instance, pid, status):
+        pass
+
+
+def test_with_an_active_recorder_no_process_runs_before_it_is_on_record(tmp_path, forks):
+    recorder = _ActiveRecorder()
+    s = Supervisor(tmp_path, recorder=recorder)
+    try:
+        s.call("set", {"name": "g", "instances": {
+            f"i{k}": {"command": ["/bin/sleep", "1000"]} for k in range(5)}})
+        assert recorder.ran_before_recorded == [False] * 5
+        assert len(forks) == 5
+        assert s.wait(lambda: all(exec_done(i.pid, "/bin/sleep")
+                                  for i in s.mgr.services["g"].instances.values()))
+    finally:
+        s.close()

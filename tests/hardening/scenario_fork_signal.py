@@ -35,7 +35,9 @@ def main(signum):
     spawner = spawn.Spawner(loop, Quiet())
     spec = parse_instance("i", {"command": ["/bin/true"]}, Facts())
     exits = []
-    spawner.spawn(spec, lambda status, error: exits.append(status))
+    # on_forked: the gated fork path (what a daemon with a state file takes); an
+    # ungated plain instance is posix_spawn'd and runs none of the daemon's Python.
+    spawner.spawn(spec, lambda status, error: exits.append(status), lambda running: None)
     loop.run_until(lambda: exits, 60)
     # The child's write (if any) happened before it exited: one more turn drains it.
     loop.run_once(0)

@@ -117,13 +117,18 @@ class Instance:
             return
         self.restart = self.halt = False
         self._cancel("respawn_timer")
+        # Held until on record only when something records: an ungated spawn may
+        # take the spawner's cheaper path (no forked Python child).
+        gated = self.manager.records_spawns()
         try:
-            proc = self.manager.spawner.spawn(spec, self._exited, self._forked)
+            proc = self.manager.spawner.spawn(spec, self._exited, self._forked if gated else None)
         except SpawnError as e:
             self.spawn_error = str(e)
             self.failed = True
             self._log(f"Not starting instance {self.label}: {e}", LOG_ERR)
             return
+        if not gated:
+            self._forked(proc)
         self.proc = proc
         self.pid = proc.pid
         self.start_time = self.manager.loop.time()

@@ -407,6 +407,11 @@ class ServiceManager:
             self.log(f"Instance {label} revived")
         return revived
 
+    def records_spawns(self):
+        """Must a new process wait until it is on record before it may run? Only
+        while a recorder is active: then a crash can never lose a spawn."""
+        return getattr(self.recorder, "active", True)
+
     def instance_spawned(self, inst, proc):
         self.recorder.spawned(inst.service.name, inst.name, proc.pid, proc)
 
@@ -427,6 +432,8 @@ class ServiceManager:
 
 class _NoRecorder:
     """No crash survival: nothing to record."""
+
+    active = False
 
     def changed(self):
         pass

@@ -209,6 +209,26 @@ class ChildPlan:
         return plan
 
 
+def spawns_simply(spec, plan):
+    """Can posix_spawn start it? Only what needs nothing of a forked Python child:
+    no user or group, nice, limits, hardening, own session (group_kill), jail or zygote."""
+    return (spec.zygote is None and not spec.jail and plan.user is None and not plan.uid
+            and not plan.gid and not plan.nice and not plan.limits and plan.hardening is None
+            and not plan.new_session)
+
+
+def _resolve(program, search_path):
+    """execvpe's choice of file for `program` (bytes) on `search_path`, or None if
+    there is none that may be executed."""
+    if b"/" in program:
+        return program
+    for directory in search_path.split(":"):
+        candidate = os.path.join(os.fsencode(directory or "."), program)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
 def _primary_gid(user):
     import pwd
 
@@ -403,6 +423,10 @@ class Spawner:
             running = self._spawn_warm(spec, plan, on_exit, on_forked)
             if running is not None:
                 return running
+        elif on_forked is None and spawns_simply(spec, plan):
+            running = self._spawn_simple(spec, plan, on_exit)
+            if running is not None:
+                return running
         fds = []   # every pipe end opened so far, closed on any failure
         stage = "pipe"
         try:
@@ -427,6 +451,36 @@ class Spawner:
             if go_w is not None:
                 _release(go_w)
 
+    def _spawn_simple(self, spec, plan, on_exit):
+        """posix_spawn: no copy of the daemon's page tables, no Python in the child.
+
+        None when the program did not start this way (not found on PATH, exec
+        failed): the fork path then runs the same search in the child and
+        reports the reason exactly as it always does ("exec <path>: <strerror>").
+        """
+        path = _resolve(plan.argv[0], plan.path)
+        if path is None:
+            return None
+        fds = []
+        try:
+            out_r, out_w = self._pipe(spec.stdout, fds)
+            err_r_log, err_w_log = self._pipe(spec.stderr, fds)
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            fds.append(null)
+            stdio = (null, out_w if out_w is not None else null,
+                     err_w_log if err_w_log is not None else null)
+            pid = os.posix_spawn(path, plan.argv, plan.env,
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
+                                 setsigdef=plan.reset_signals)
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            return None
+        for fd in (out_w, err_w_log, null):
+            if fd is not None:
+                os.close(fd)
+        return self._started(spec, pid, None, out_r, err_r_log, on_exit, None)
+
     def _started(self, spec, pid, err_r, out_r, err_r_log, on_exit, on_forked):
         running = Running(pid, err_r, spec.uid or None)
         if spec.pidfile:
@@ -438,8 +492,9 @@ class Spawner:
             running.loggers.append(PipeLogger(self.loop, out_r, self.sink, ident, spec.facility | LOG_INFO))
         if err_r_log is not None:
             running.loggers.append(PipeLogger(self.loop, err_r_log, self.sink, ident, spec.facility | LOG_ERR))
-        os.set_blocking(err_r, False)
-        self.loop.add_reader(err_r, lambda: self._read_exec_error(running))
+        if err_r is not None:
+            os.set_blocking(err_r, False)
+            self.loop.add_reader(err_r, lambda: self._read_exec_error(running))
         self.loop.watch_child(pid, lambda p, status: self._exited(running, status, on_exit))
         if on_forked is not None:
             on_forked(running)
