@@ -112,3 +112,43 @@ def test_running_callback_after_a_set_with_instances(world):
     assert host.scripts == [["/etc/init.d/s", "running"]]
     assert call_service(mgr_with_initd, "set", {"name": "../x", "instances": {"i": {"command": ["p"]}}})[0] == 0
     assert host.scripts == [["/etc/init.d/s", "running"]]  # a name, never a path
+
+
+def test_one_state_name_through_the_life_cycle(world):
+    from pyprocd.daemon.survival import dump_lines
+
+    loop, host, mgr, _events = world
+    host.ignore_sigterm = True
+    inst = _set(mgr, respawn=["3600", "5", "1"], term_timeout=2)
+    assert inst.state == "running"
+    host.end(inst.pid, exited(1))
+    assert inst.state == "respawning"
+    loop.advance(5)
+    assert inst.state == "running"
+    host.end(inst.pid, exited(1))  # second fast crash, retry 1: gives up
+    assert inst.state == "failed"
+    assert any("s::i failed" in line for line in dump_lines(mgr))
+    exported = mgr.export_state()["services"][0]["instances"][0]
+    assert exported["state"] == "failed"
+    assert call_service(mgr, "revive", {"name": "s"})[1] == {"revived": ["s::i"]}
+    assert inst.state == "running" and inst.respawn_count == 0
+    assert call_service(mgr, "delete", {"name": "s", "instance": "i"})[0] == 0
+    assert inst.state == "stopping"
+    loop.advance(2)
+    assert inst.state == "stopped" and not mgr.services["s"].instances
+
+
+def test_watchdog_method_makes_the_settings_the_instances_own(world):
+    loop, host, mgr, _events = world
+    inst = _set(mgr, respawn=["3600", "0", "5"])
+    status, reply = call_service(mgr, "watchdog", {"name": "s", "instance": "i",
+                                                   "mode": 1, "timeout": 10})
+    assert status == 0 and reply["mode"] == 1 and reply["timeout"] == 10
+    pid = inst.pid
+    loop.advance(9)
+    assert inst.pid == pid
+    loop.advance(1.5)  # not petted: a respawning instance is restarted
+    assert host.procs[pid].signals == [SIGTERM] and inst.running and inst.pid != pid
+    # A re-submitted config keeps the method's settings.
+    _set(mgr, respawn=["3600", "0", "5"], watchdog=["0", "30"])
+    assert (inst.wd_mode, inst.wd_timeout) == (1, 10)

@@ -87,6 +87,53 @@ class Instance:
     def running(self):
         return self.pid != 0
 
+    @property
+    def state(self):
+        """The one name of where this instance stands: "running", "stopping"
+        (asked to stop, not gone yet), "respawning" (waiting out its respawn
+        timeout), "failed" (gave up: crash loop or cannot start) or "stopped".
+        The state dump, the crash-survival state and `list` all read it."""
+        if self.running:
+            return "stopping" if self.halt else "running"
+        if self.failed:
+            return "failed"
+        if self.respawn_timer is not None:
+            return "respawning"
+        return "stopped"
+
+    # -- transitions asked for from outside (methods, signals) ------------------
+
+    def revive(self):
+        """A failed instance starts again with its crash counter reset.
+        True if it was failed (and so is started)."""
+        if self.state != "failed":
+            return False
+        self.respawn_count = 0
+        self.failed = False
+        self.respawn = self.spec.respawn
+        self.start()
+        return True
+
+    def set_watchdog(self, mode=None, timeout=None, max_timeout=None):
+        """The `watchdog` method: new mode/timeout (the instance's own from
+        then on: a re-submitted config no longer changes them), and a pet."""
+        if mode is not None:
+            self.wd_mode = mode if 0 <= mode <= 2 else 0
+        if timeout is not None:
+            self.wd_timeout = timeout if max_timeout is None else min(timeout, max_timeout)
+        if mode is not None or timeout is not None:
+            self.wd_self_managed = True
+        self.pet_watchdog()
+
+    def set_data(self, data):
+        """`set_data` for this instance: data is never compared for restart."""
+        self.spec = self.spec.replace(data=data)
+
+    def forget(self):
+        """Drop every timer (a registry being thrown away, e.g. a state that
+        could not be taken over): nothing of it may fire later."""
+        self._cancel("kill_timer", "respawn_timer", "watchdog_timer")
+
     def _log(self, message, priority=LOG_NOTICE):
         self.manager.log(message, priority)
 

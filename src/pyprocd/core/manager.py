@@ -335,7 +335,7 @@ class ServiceManager:
             raise InvalidArgument(refused)
         data = dict(sorted(data.items()))
         if inst is not None:
-            inst.spec = inst.spec.replace(data=data)
+            inst.set_data(data)
         elif data != svc.data:
             old, svc.data = svc.data, data
             self.data_update_events(old, data)
@@ -345,13 +345,7 @@ class ServiceManager:
         if instance is None:
             raise NotFound("instance is required")
         inst = self.instance(name, instance)
-        if mode is not None:
-            inst.wd_mode = mode if 0 <= mode <= 2 else 0
-        if timeout is not None:
-            inst.wd_timeout = min(timeout, MAX_TIMER_SECONDS)
-        if mode is not None or timeout is not None:
-            inst.wd_self_managed = True
-        inst.pet_watchdog()
+        inst.set_watchdog(mode, timeout, MAX_TIMER_SECONDS)
         return inst
 
     # -- daemon shutdown -----------------------------------------------------------
@@ -397,11 +391,7 @@ class ServiceManager:
             svc = self.services[svc_name]
             for n in sorted(svc.instances):
                 inst = svc.instances[n]
-                if (instance is None or n == instance) and inst.failed and not inst.running:
-                    inst.respawn_count = 0
-                    inst.failed = False
-                    inst.respawn = inst.spec.respawn
-                    inst.start()
+                if (instance is None or n == instance) and inst.revive():
                     revived.append(inst.label)
         for label in revived:
             self.log(f"Instance {label} revived")

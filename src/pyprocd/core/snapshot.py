@@ -23,7 +23,9 @@ STATE_FORMAT = 2
 
 def _export_instance(inst, loop_now, describe_proc):
     entry = {
-        "name": inst.name, "raw": inst.spec.raw, "data": inst.spec.data,
+        # "state" is for readers of the file; the import derives it again
+        # from the fields below.
+        "name": inst.name, "state": inst.state, "raw": inst.spec.raw, "data": inst.spec.data,
         "version": inst.version, "pid": inst.pid, "exit_code": inst.exit_code,
         "runtime": (loop_now - inst.start_time) if inst.running else 0,
         "respawn": inst.respawn, "respawn_count": inst.respawn_count,

@@ -122,10 +122,7 @@ class Survival:
             for inst in list(svc.instances.values()) + list(svc.stopping):
                 if inst.pid:
                     self.loop.unwatch_child(inst.pid)
-                for name in ("respawn_timer", "kill_timer", "watchdog_timer"):
-                    timer = getattr(inst, name)
-                    if timer is not None:
-                        timer.cancel()
+                inst.forget()
         self.mgr.services.clear()
 
     def _stop_unknown(self, unknown):
@@ -299,16 +296,6 @@ class Survival:
             self._lock = None
 
 
-def instance_state(inst):
-    if inst.running:
-        return "stopping" if inst.halt else "running"
-    if inst.failed:
-        return "failed"
-    if inst.respawn_timer is not None:
-        return "respawning"
-    return "stopped"
-
-
 def dump_lines(mgr):
     """Human-readable state: one line per service and per instance."""
     lines = [f"state dump: {len(mgr.services)} services"]
@@ -322,7 +309,7 @@ def dump_lines(mgr):
             exits = ", ".join(
                 f"pid {e.pid} code {e.exit_code} after {e.runtime:.1f}s" for e in inst.exits)
             lines.append(
-                f"  {name}::{inst_name} {instance_state(inst)}"
+                f"  {name}::{inst_name} {inst.state}"
                 + (f" pid {inst.pid}" if inst.running else f" exit_code {inst.exit_code}")
                 + f" respawn_count {inst.respawn_count}"
                 + (f" last exits [{exits}]" if exits else ""))
