@@ -147,6 +147,18 @@ def stop_leaves_nothing(pids):
              "qt_multi still listed after delete")
 
 
+def crash_state():
+    """The crash-survival files a killed daemon leaves (for reading a failure)."""
+    found = {}
+    for path in ("/var/run/pyprocd/state.json", "/var/run/pyprocd/state.json.journal"):
+        try:
+            with open(path, errors="replace") as f:
+                found[path] = f.read()[-3000:]
+        except OSError as e:
+            found[path] = f"({e.strerror})"
+    return found
+
+
 def daemon_kill_and_readopt():
     names = ["a", "b", "c"]
     qt.ubus("set", {"name": "qt_survive", "instances": {
@@ -156,6 +168,13 @@ def daemon_kill_and_readopt():
     if not before_all:
         qt.check("readopt-every-instance", False, "qt_survive never ran")
         return
+    # The daemon writes its snapshot a while after a change (at least ten
+    # times its last write: seconds on an emulated CPU) and journals only
+    # spawns and exits; a crash before the snapshot names qt_survive undoes
+    # that `set`. Here the crash comes after it.
+    on_disk = qt.wait(lambda: "qt_survive" in crash_state()["/var/run/pyprocd/state.json"],
+                      timeout=120)
+    qt.check("set-reaches-state-file", on_disk, "qt_survive never written to state.json")
     listing = qt.service_list()
     before = {(s, n): i["pid"] for s, v in listing.items()
               for n, i in v.get("instances", {}).items() if i.get("running")}
@@ -165,6 +184,7 @@ def daemon_kill_and_readopt():
     qt.check("instances-outlive-daemon", all(qt.alive(p) for p in before.values()),
              "an instance died with the daemon")
     qt.reconnect()
+    left_behind = crash_state()
     started = subprocess.run(["/qemu/daemon-start", "after-sigkill"], check=False)
     if not qt.check("daemon-restarts", started.returncode == 0,
                     f"daemon-start exited {started.returncode}"):
@@ -172,10 +192,13 @@ def daemon_kill_and_readopt():
     after_listing = qt.service_list()
     after = {(s, n): i.get("pid") for s, v in after_listing.items()
              for n, i in v.get("instances", {}).items() if i.get("running")}
-    qt.check("readopt-every-instance", after == before,
-             f"before {sorted(before.items())} after {sorted(after.items())}")
+    if not qt.check("readopt-every-instance", after == before,
+                    f"before {sorted(before.items())} after {sorted(after.items())}"):
+        qt.note(f"what the killed daemon left for its successor: {left_behind}")
     # Still supervised: a re-adopted instance that dies is respawned.
     victim = before[("qt_survive", "a")]
+    if not qt.check("readopted-instance-alive", qt.alive(victim), f"pid {victim} is gone"):
+        return
     os.kill(victim, signal.SIGKILL)
     new = qt.wait(lambda: [p for p in qt.pids_running([SLEEP, "3000"]) if p != victim],
                   timeout=60)
