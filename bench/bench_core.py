@@ -31,8 +31,8 @@ from bench.measure import bare_python_mem, mem, usage, wait_for
 from pyprocd.api.service import call_service
 from pyprocd.core.manager import ServiceManager
 from pyprocd.loop import Loop
-from pyprocd.process.logsink import DaemonLog, SyslogSink
 from pyprocd.process.host import Host
+from pyprocd.process.logsink import DaemonLog, SyslogSink
 
 
 class _Quiet:

@@ -7,8 +7,8 @@ import socket
 from pyprocd.api.service import call_service
 from pyprocd.core.manager import ServiceManager
 from pyprocd.loop import Loop
-from pyprocd.process.logsink import DaemonLog, SyslogSink
 from pyprocd.process.host import Host
+from pyprocd.process.logsink import DaemonLog, SyslogSink
 
 
 class SyslogReader:

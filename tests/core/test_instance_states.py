@@ -105,7 +105,7 @@ def test_spawn_error_is_an_instance_error(world):
 
 
 def test_running_callback_after_a_set_with_instances(world):
-    loop, host, mgr, _events = world
+    loop, host, _mgr, _events = world
     mgr_with_initd = ServiceManager(loop, host, facts=host, initd_dir="/etc/init.d")
     host.executable.add("/etc/init.d/s")
     assert call_service(mgr_with_initd, "set", {"name": "s", "instances": {"i": {"command": ["p"]}}})[0] == 0

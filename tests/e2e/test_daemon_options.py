@@ -48,12 +48,11 @@ def test_running_is_called_after_a_set_in_every_start_mode(tmp_path):
     """procd runs `<init.d>/<name> running` after a `set` that carries
     instances; the daemon does, started in the foreground, detached or
     under --monitor (one composition root builds all three)."""
+    import os
+    import signal
     import stat as stat_mod
 
     from tests.e2e.stack import Stack
-    import os
-    import signal
-
     from tests.lifecycle.lifecycle_helpers import Procs, alive, ppid_of, set_subreaper
     from tests.lifecycle.lifecycle_helpers import wait_for as wait
 
@@ -76,15 +75,16 @@ def test_running_is_called_after_a_set_in_every_start_mode(tmp_path):
             daemon = None
             if mode:
                 pidfile = next(m for m in mode if m.startswith("--pidfile=")).split("=", 1)[1]
-                daemon = procs.track(int(open(pidfile).read()))
+                with open(pidfile) as f:
+                    daemon = procs.track(int(f.read()))
                 procs.track(ppid_of(daemon))  # the monitor, or us
             assert stack.call("set", {"name": "svc", "instances": {
                 "i": {"command": ["sleep", "100"]}}})[0] == 0
-            assert wait(lambda: marker.exists() and marker.read_text() == "running\n",
+            assert wait(lambda m=marker: m.exists() and m.read_text() == "running\n",
                         what=f"running called ({mode or 'foreground'})")
             if daemon is not None:  # a clean stop: its instance goes with it
                 os.kill(daemon, signal.SIGTERM)
-                wait(lambda: not alive(daemon), what="detached daemon stopped")
+                wait(lambda d=daemon: not alive(d), what="detached daemon stopped")
         finally:
             stack.close()
             procs.pids.discard(os.getpid())

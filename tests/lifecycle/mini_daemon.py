@@ -39,8 +39,8 @@ def main(argv):
     from pyprocd.daemon.state import StateFile
     from pyprocd.daemon.survival import Survival
     from pyprocd.loop import Loop
-    from pyprocd.process.logsink import DaemonLog
     from pyprocd.process.host import Host
+    from pyprocd.process.logsink import DaemonLog
 
     loop = Loop()
     sink = FileSink(args["output"])

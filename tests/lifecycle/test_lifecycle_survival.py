@@ -192,7 +192,7 @@ def test_missing_fields_take_their_defaults(tmp_path):
     sparse = dict(good, name="sparse")
     for key in ("watchdog", "exits", "respawn_count", "spawn_error", "halt", "version"):
         del sparse[key]
-    loop, mgr, _spawner, counts, log = _restore_from(tmp_path, _saved(good, sparse))
+    loop, mgr, _spawner, counts, _log = _restore_from(tmp_path, _saved(good, sparse))
     assert counts == (2, 0)
     inst = mgr.services["svc"].instances["sparse"]
     assert inst.pid == me and inst.wd_mode == 0 and inst.respawn_count == 0

@@ -84,7 +84,9 @@ def test_crash_with_nothing_running_keeps_the_state(tmp_path):
 
     def crash():
         # Once the set is on file (the write is debounced): then die.
-        if b'"manual"' not in open(path, "rb").read():
+        with open(path, "rb") as f:
+            written = f.read()
+        if b'"manual"' not in written:
             daemon.loop.call_later(0.05, crash)
             return
         raise _Crash()
@@ -196,7 +198,7 @@ def test_daemon_raises_its_soft_open_file_limit(tmp_path):
     import subprocess
     import sys
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard <= 64:
         pytest.skip(f"hard RLIMIT_NOFILE {hard} leaves nothing to raise")
     code = ("import resource; from pyprocd.daemon import main as m; "
@@ -204,7 +206,7 @@ def test_daemon_raises_its_soft_open_file_limit(tmp_path):
             f"'--syslog', {str(tmp_path / 'log')!r}]); m.build_daemon(o); "
             "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard)))
     assert result.returncode == 0, result.stderr

@@ -235,8 +235,8 @@ def build_daemon(options, life=None):
     from pyprocd.daemon.state import StateFile
     from pyprocd.daemon.survival import Survival
     from pyprocd.loop import Loop
-    from pyprocd.process.logsink import DaemonLog, SyslogSink
     from pyprocd.process.host import Host
+    from pyprocd.process.logsink import DaemonLog, SyslogSink
 
     if life is None:  # built only (tests, measurements): no state file
         from pyprocd.daemon import lifecycle

@@ -31,7 +31,6 @@ import os
 import sys
 
 
-
 def _memfd(data):
     try:
         fd = os.memfd_create("pyprocd-state", 0)  # not MFD_CLOEXEC: inherited

@@ -30,6 +30,7 @@ import os
 # The state file's format is the one STATE_FORMAT of the core's export (also
 # the re-exec hand-over's).
 from pyprocd.core.snapshot import STATE_FORMAT
+
 DEBOUNCE = 0.2  # seconds between the first change and the write
 
 _CLK_TCK = None
