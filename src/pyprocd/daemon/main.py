@@ -246,14 +246,14 @@ def build_daemon(options, life=None):
     # issue 4 (UCI): settings fill the options the command line did not give
     uci_settings.fill_options(options, {"socket": DEFAULT_SOCKET, "object": "service",
                                         "syslog": DEFAULT_SYSLOG})
-    loop = Loop()
+    # (`log` is bound below: the sink needs the loop first.)
+    loop = Loop(on_orphan_reaped=lambda pid, status: log(
+        f"reaped orphaned process {pid} (status {status})", LOG_DEBUG))
     sink = SyslogSink(options.syslog, loop=loop)
     log = DaemonLog(sink=sink)
     raise_nofile_limit(log)
     env = life.instance_environment()
     host = Host(loop, sink, base_env=env, log=log, subreaper=become_subreaper(log))
-    loop.on_orphan_reaped = lambda pid, status: log(
-        f"reaped orphaned process {pid} (status {status})", LOG_DEBUG)
     # Which daemon this is: a state file written by another one (a test run,
     # a second daemon on a host) is never taken over.
     identity = f"{options.socket} {options.object}"

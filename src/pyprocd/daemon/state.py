@@ -13,6 +13,17 @@ gives one write `DEBOUNCE` seconds after the first change (longer when writes
 are slow: at least 10x the last write's duration), and nothing is written
 while nothing changes (no periodic wake-up). A write is atomic
 (temporary file + rename), so a crash mid-write leaves the previous state.
+What a debounce could lose is in the journal (`<state>.journal`): one line
+per process started or exited, written before the started process may run
+(the spawner holds it on a pipe until then). A restarted daemon applies the
+journal to the snapshot: it takes back a process started just before the
+crash instead of starting a second one, and stops what it started for a
+change the snapshot never got (a `set` cut short by the crash).
+
+Upgrades: the file, like the re-exec hand-over, carries the one format
+number (core.snapshot.STATE_FORMAT); `migrate()` brings an older document up
+to it one step per format, and every field is read with a default.
+tests/lifecycle/golden holds what the format-1 daemon wrote.
 
 Instance stdout/stderr pipes: their read ends die with the daemon, the pipes
 themselves live on in the instances (write ends). The new daemon reopens each

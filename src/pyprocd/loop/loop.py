@@ -61,7 +61,7 @@ def _ignore_signal(signum, frame):
 
 
 class Loop:
-    def __init__(self):
+    def __init__(self, on_orphan_reaped=None):
         self._selector = selectors.DefaultSelector()
         self._timers = []
         self._cancelled = 0
@@ -74,7 +74,7 @@ class Loop:
         self._sigchld_installed = False
         # Called with (pid, status) for reaped processes nobody watched
         # (orphaned grandchildren re-parented to us as subreaper).
-        self.on_orphan_reaped = None
+        self.on_orphan_reaped = on_orphan_reaped
         self.strict = False
 
     # -- time and timers ---------------------------------------------------
