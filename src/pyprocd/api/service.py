@@ -24,6 +24,7 @@ ubus NOTIFY on this object, fire and forget like procd's.
 from pyprocd.bus.client import ARRAY, BOOL, INT32, STRING, TABLE, UbusObject
 from pyprocd.core.schema import LISTED, is_array, is_bool, is_int32, is_str, is_table
 from pyprocd.core.status import INVALID_ARGUMENT, METHOD_NOT_FOUND, OK, CallError
+from pyprocd.wire.blobmsg import EncodedTable
 from pyprocd.wire.ubusmsg import UNKNOWN_ERROR, strerror
 
 LOG_NOTICE = 5
@@ -210,7 +211,25 @@ def dump_service(svc, verbose):
 
 
 def dump_instance(inst, verbose):
-    """One instance in procd's `list` shape and key order (spec §5): the schema's rows."""
+    """One instance in procd's `list` shape and key order (spec §5): the schema's rows.
+
+    The plain shape is kept on the instance, with its blobmsg encoding, until the
+    spec (replaced, never edited, on any change) or a runtime field it shows changes:
+    a `list` of 1000 unchanged instances re-dumps and re-encodes none of them.
+    """
+    if verbose:
+        return _dump_rows(inst, True)
+    state = (inst.pid, inst.exit_code, inst.spawn_error, inst.respawn, inst.wd_mode,
+             inst.wd_timeout)
+    cached = inst.list_cache
+    if cached is not None and cached[0] is inst.spec and cached[1] == state:
+        return cached[2]
+    table = EncodedTable(_dump_rows(inst, False))
+    inst.list_cache = (inst.spec, state, table)
+    return table
+
+
+def _dump_rows(inst, verbose):
     spec = inst.spec
     out = {}
     for key in LISTED:

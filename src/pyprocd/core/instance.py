@@ -76,6 +76,7 @@ class Instance:
         self.wd_self_managed = False
         self.version = service.version
         self.exits = deque(maxlen=EXIT_HISTORY)
+        self.list_cache = None  # the api's `list` entry, kept while nothing it shows changes
 
     # -- helpers -------------------------------------------------------------
 

@@ -165,6 +165,8 @@ def _put(out, hdr, value, depth):
             _put_int64(out, hdr, value)
     elif t is dict:
         _put_container(out, 0x82000000, hdr, value, depth)
+    elif t is EncodedTable:
+        _put_encoded(out, hdr, value, depth)
     elif t is list or t is tuple:
         _put_container(out, 0x81000000, hdr, value, depth)
     elif t is float:
@@ -184,6 +186,28 @@ def _put(out, hdr, value, depth):
         out += _pack_i16(value) + b"\0\0"
     else:
         _put_other(out, hdr, value, depth)
+
+
+class EncodedTable(dict):
+    """A table that keeps its encoding: encoded the first time, copied verbatim
+    by every later encode under the same name at the same depth. Whoever holds
+    one replaces it when its content changes, never edits it."""
+
+    __slots__ = ("_blob",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._blob = None  # (name header, depth, the attribute's bytes)
+
+
+def _put_encoded(out, hdr, value, depth):
+    blob = value._blob
+    if blob is not None and blob[0] == hdr and blob[1] == depth:
+        out += blob[2]
+        return
+    start = len(out)
+    _put_container(out, 0x82000000, hdr, value, depth)
+    value._blob = (hdr, depth, bytes(out[start:]))
 
 
 def _put_int64(out, hdr, value):
