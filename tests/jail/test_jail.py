@@ -397,13 +397,16 @@ def test_start_stop_cycles_leave_nothing_behind(sup):
     before = _host_state()
     namespaces = {ns: _ns(os.getpid(), ns) for ns in ("mnt", "pid", "ipc", "uts", "net")}
     instance = {"command": ["/bin/sh", "-c", "trap 'exit 0' TERM; /bin/sleep 100 & wait"],
+                "term_timeout": 1,
                 "jail": {"procfs": True, "sysfs": True, "log": True, "hostname": "c",
                          "mount": {"/bin/sleep": "0"}}}
     for _ in range(CYCLES):
         _start(sup, {"a": instance})
         inst = sup.inst("j", "a")
         assert inst.running, inst.spawn_error
-        _program(inst.pid)
+        shell = _program(inst.pid)
+        # its sleep runs: the shell's TERM trap is set (pid 1 ignores an untrapped TERM)
+        assert sup.wait(lambda shell=shell: _read(f"/proc/{shell}/task/{shell}/children"), 10)
         assert sup.call("delete", {"name": "j"})[0] == 0
         assert sup.wait(lambda: "j" not in sup.mgr.services, 30)
     sup.wait(lambda: _host_state() == before, 10)

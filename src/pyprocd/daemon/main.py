@@ -244,8 +244,8 @@ def build_daemon(options, life=None):
         life = lifecycle.Lifecycle(lifecycle.Options())
         life.opts.state_file = None
     # issue 4 (UCI): settings fill the options the command line did not give
-    uci_settings.fill_options(options, {"socket": DEFAULT_SOCKET, "object": "service",
-                                        "syslog": DEFAULT_SYSLOG})
+    settings = uci_settings.fill_options(options, {"socket": DEFAULT_SOCKET, "object": "service",
+                                                   "syslog": DEFAULT_SYSLOG})
     # (`log` is bound below: the sink needs the loop first.)
     loop = Loop(on_orphan_reaped=lambda pid, status: log(
         f"reaped orphaned process {pid} (status {status})", LOG_DEBUG))
@@ -254,6 +254,11 @@ def build_daemon(options, life=None):
     raise_nofile_limit(log)
     env = life.instance_environment()
     host = Host(loop, sink, base_env=env, log=log, subreaper=become_subreaper(log))
+    host.jail_sockets = {"ubus": options.socket}  # what a jail's `ubus` binds inside
+    host.use_ujail = settings.jail == "ujail"
+    if settings.jail not in (None, "builtin", "ujail"):
+        log(f"pyprocd: unknown jail setting {settings.jail!r}, using the built-in jail",
+            LOG_WARNING)
     # Which daemon this is: a state file written by another one (a test run,
     # a second daemon on a host) is never taken over.
     identity = f"{options.socket} {options.object}"

@@ -6,7 +6,9 @@ Two kinds of sections:
   `syslog` (syslog socket), `object` (ubus object name), and the respawn
   defaults for services (`default_respawn_threshold|timeout|retry`; as in
   procd.sh they otherwise come from `system.@service[0].respawn_*`, then
-  3600/5/5). `respawn_timeout`/`term_timeout` in this section belong to the
+  3600/5/5), `jail` ('builtin', the default, or 'ujail': jailed instances
+  run under OpenWrt's /sbin/ujail with the argv procd builds).
+  `respawn_timeout`/`term_timeout` in this section belong to the
   init script that runs pyprocd under procd and are not read here.
 
 * `config service 'NAME'` — a declarative service: the section describes one
@@ -66,6 +68,7 @@ class Settings:
         self.syslog = syslog
         self.object = object
         self.respawn_defaults = respawn_defaults
+        self.jail = None  # 'ujail': jailed instances run under /sbin/ujail
 
     def __repr__(self):
         return (f"Settings(socket={self.socket!r}, syslog={self.syslog!r}, "
@@ -178,7 +181,7 @@ def load_settings(confdir=DEFAULT_CONFDIR, pkg=None, savedir=None, log=None, loc
         pkg = load_package(confdir, savedir=savedir, log=log, lock=lock)
     main = _main_section(pkg)
     settings = Settings()
-    for field in ("socket", "syslog", "object"):
+    for field in ("socket", "syslog", "object", "jail"):
         value = _as_string(_get(main, field))
         if value:
             setattr(settings, field, value)

@@ -304,7 +304,9 @@ def enter(plan):
 def _supervise(plan, child, old_mask):
     """ujail's parent: forward signals, escalate SIGTERM to SIGKILL, exit as the child."""
     import _signal as signal
+    import gc
 
+    gc.disable()  # a collection would touch (and so copy) every page shared with the daemon
     status = 1
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -455,3 +457,54 @@ def _build_root(plan, root_dir):
     if plan.ronly:
         shim.mount(None, "/", None, shim.MS_REMOUNT | shim.MS_BIND | RO | NOATIME)
     os.umask(old_umask)
+
+
+# -- OpenWrt's ujail instead (setting `jail 'ujail'` of /etc/config/pyprocd) ------------------
+
+UJAIL = "/sbin/ujail"
+# jail table flag -> ujail option, in the order procd writes them (spec jail.md §12)
+UJAIL_FLAGS = (("procfs", "-p"), ("sysfs", "-s"), ("ubus", "-u"), ("udebug", "-D"),
+               ("log", "-l"), ("ronly", "-o"), ("netns", "-N"), ("userns", "-f"),
+               ("cgroupsns", "-F"), ("console", "-y"))
+
+
+def ujail_argv(spec):
+    """The argv procd builds for a jailed instance: /sbin/ujail, its options, `--`,
+    the command. Values of the wrong type count as absent (procd's blobmsg policy)."""
+    jail = spec.jail if type(spec.jail) is dict else {}
+    raw = getattr(spec, "raw", {}) or {}
+
+    def text(table, key):
+        value = table.get(key)
+        return value if type(value) is str and value else None
+
+    argv = [UJAIL, "-t", str(spec.term_timeout)]
+    for option, value in (("-n", text(jail, "name")), ("-h", text(jail, "hostname")),
+                          ("-S", spec.seccomp), ("-U", spec.user), ("-G", spec.group),
+                          ("-C", spec.capabilities)):
+        if value:
+            argv += [option, value]
+    if spec.no_new_privs:
+        argv.append("-c")
+    argv += [option for key, option in UJAIL_FLAGS if jail.get(key) is True]
+    for option, value in (("-R", text(raw, "extroot")), ("-O", text(raw, "overlaydir")),
+                          ("-T", text(raw, "tmpoverlaysize"))):
+        if value:
+            argv += [option, value]
+    if jail.get("immediately") is True:
+        argv.append("-i")
+    for option, value in (("-P", text(jail, "pidfile")), ("-J", text(raw, "bundle"))):
+        if value:
+            argv += [option, value]
+    if jail.get("requirejail") is True:
+        argv.append("-E")
+    for name in sorted({key for key, _value in spec.env}, key=os.fsencode):
+        argv += ["-e", name]
+    mounts = jail.get("mount") if type(jail.get("mount")) is dict else {}
+    for path in sorted(mounts, key=os.fsencode):
+        argv += ["-w" if mounts[path] == "1" else "-r", path]
+    for entry in jail.get("setns") if type(jail.get("setns")) is list else ():
+        if type(entry) is dict and type(entry.get("pid")) is int:
+            names = [n for n in entry.get("namespaces") or () if type(n) is str]
+            argv += ["-j", f"{entry['pid']}:" + ",".join(names)]
+    return argv + ["--"] + list(spec.command)

@@ -64,7 +64,7 @@ def build_env(base, spec, setlbf=None):
     env = dict(base)
     for key, value in spec.env:
         env[key.encode()] = value.encode()
-    if spec.seccomp and not spec.jail and not spec.trace:
+    if spec.seccomp and spec.jail is None and not spec.trace:
         env[b"SECCOMP_FILE"] = spec.seccomp.encode()
     if setlbf:
         own = env.get(b"LD_PRELOAD")
@@ -383,9 +383,12 @@ class Spawner:
             raise SpawnError(str(e)) from None
 
     jail_sockets = None  # {"ubus"|"log"|"udebug": the host's socket bound into a jail}
+    use_ujail = False    # jailed instances run under /sbin/ujail instead (as procd does)
 
     def _jail_plan(self, spec):
         if spec.jail is None or spec.trace:  # procd: `trace` disables the jail
+            return None
+        if self.use_ujail:
             return None
         from pyprocd.process import jail
 
@@ -396,8 +399,26 @@ class Spawner:
         except jail.JailError as e:
             raise SpawnError(str(e)) from None
 
+    def _ujail_plan(self, spec, setlbf):
+        """procd's way: exec /sbin/ujail with the argv procd builds; ujail switches
+        user/group and applies capabilities, no_new_privs and seccomp itself."""
+        from pyprocd.process import jail
+
+        if not os.path.exists(jail.UJAIL):
+            raise SpawnError(f"jail: {jail.UJAIL} not found (setting jail 'ujail')")
+        try:
+            plan = ChildPlan(spec, self.base_env, None, setlbf)
+        except (OSError, ValueError) as e:
+            raise SpawnError(f"cannot prepare the child: {e}") from None
+        plan.argv = [os.fsencode(a) for a in jail.ujail_argv(spec)]
+        plan.user, plan.uid, plan.gid = None, 0, 0
+        return plan
+
     def _plan(self, spec):
         """The child's plan, prepared before fork; anything unusable is a SpawnError."""
+        if self.use_ujail and spec.jail is not None and not spec.trace:
+            usable = self.setlbf if spec.stdout and self.setlbf and os.path.exists(self.setlbf) else None
+            return self._ujail_plan(spec, usable)
         jail = self._jail_plan(spec)
         hardening = self._hardening_plan(spec)
         try:
