@@ -224,7 +224,7 @@ def test_namespaces_mounts_devices_hostname_env(sup, tmp_path):
     assert os.readlink(f"/proc/{program}/cwd") == "/"
     environ = _read(f"/proc/{program}/environ", "rb").split(b"\0")[:-1]
     assert environ == [b"container=ujail", b"FOO=bar"]
-    assert not [n for n in os.listdir("/tmp") if n.startswith("pyprocd-jail-")]
+    assert not os.path.lexists(f"/tmp/pyprocd-jail-{inst.pid}")  # the root's directory
     listed = _listed(sup, "j", "a")
     assert listed["jail"] == {"name": "jailtest", "hostname": "inside", "procfs": True,
                               "sysfs": True, "ubus": False, "log": False, "ronly": False,
@@ -378,8 +378,7 @@ def _our_mounts():
 def _host_state():
     me = os.getpid()
     children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == me]
-    return (_our_mounts(), children,
-            sorted(n for n in os.listdir("/tmp") if n.startswith("pyprocd-jail-")))
+    return (_our_mounts(), children)
 
 
 def _ppid(pid):
@@ -400,10 +399,12 @@ def test_start_stop_cycles_leave_nothing_behind(sup):
                 "term_timeout": 1,
                 "jail": {"procfs": True, "sysfs": True, "log": True, "hostname": "c",
                          "mount": {"/bin/sleep": "0"}}}
+    supervisors = []
     for _ in range(CYCLES):
         _start(sup, {"a": instance})
         inst = sup.inst("j", "a")
         assert inst.running, inst.spawn_error
+        supervisors.append(inst.pid)
         shell = _program(inst.pid)
         # its sleep runs: the shell's TERM trap is set (pid 1 ignores an untrapped TERM)
         assert sup.wait(lambda shell=shell: _read(f"/proc/{shell}/task/{shell}/children"), 10)
@@ -411,4 +412,5 @@ def test_start_stop_cycles_leave_nothing_behind(sup):
         assert sup.wait(lambda: "j" not in sup.mgr.services, 30)
     sup.wait(lambda: _host_state() == before, 10)
     assert _host_state() == before
+    assert not [p for p in supervisors if os.path.lexists(f"/tmp/pyprocd-jail-{p}")]
     assert {ns: _ns(os.getpid(), ns) for ns in namespaces} == namespaces
