@@ -164,7 +164,12 @@ def main(argv=None):
         return compare(*args.compare)
     if args.markdown:
         with open(args.markdown) as f:
-            print(report.peers_markdown(json.load(f)))
+            saved = json.load(f)
+        if saved.get("peers"):
+            print(report.peers_markdown(saved))
+        core = (saved.get("modules") or {}).get("core")
+        if core and core.get("ok"):
+            print("\n" + report.core_markdown(core["result"]))
         return 0
     run_peers, peer_names, modules = plan(args)
     guard.install_signal_handlers()
@@ -193,6 +198,9 @@ def main(argv=None):
         guard.kill_all(include_own=True)  # whatever a module may have left running
     if results["modules"]:
         print("\n" + report.modules_table(results["modules"]), flush=True)
+        core = results["modules"].get("core")
+        if core and core.get("ok"):
+            print("\n" + report.core_table(core["result"]), flush=True)
     m = results["machine"]
     print(f"\nmachine: {m['nproc']} x {m['cpu']}, kernel {m['kernel']}, "
           f"python {m['python']}, {m['date']}")

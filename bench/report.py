@@ -123,3 +123,61 @@ def peers_markdown(results):
                      for n in ratios]
             lines.append(f"| {label.format(**cfg)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _core_row(label, part, ours, base, unit, scale=1):
+    if not part or part.get(ours) is None or part.get(base) is None:
+        return None
+    o, b = part[ours] * scale, part[base] * scale
+    return [label, f"{_fmt(o)} {unit}", f"{_fmt(b)} {unit}", _fmt(round(o / b, 2)) if b else "-"]
+
+
+def core_rows(core):
+    """The supervisor's own costs next to their same-run baselines (bench_core):
+    [row, pyprocd, baseline, ratio] (the baseline's name is in the row)."""
+    rows = []
+    for suffix, note in (("", ""), ("_state_file", ", state file")):
+        each = core.get("set_each" + suffix) or {}
+        n = each.get("services", "N")
+        rows += [
+            _core_row(f"start {n} (one set each), supervisor CPU{note} / bare posix_spawn",
+                      each, "cpu_s", "bare_spawn_cpu_s", "ms", 1000),
+            _core_row(f"start {n} (one set each), wall{note} / bare posix_spawn",
+                      each, "wall_s", "bare_spawn_wall_s", "s"),
+            _core_row(f"respawn gap exit -> next start, median{note} / bare spawn+wait",
+                      core.get("respawn" + suffix), "exit_to_respawn_ms", "bare_spawn_wait_ms", "ms"),
+            _core_row(f"SIGKILL {(core.get('killall' + suffix) or {}).get('instances', 'N')} "
+                      f"-> all back{note} / bare kill+reap+spawn",
+                      core.get("killall" + suffix), "all_back_s", "bare_kill_reap_spawn_s", "s"),
+        ]
+    lst = core.get("start_and_list") or {}
+    n = lst.get("instances", "N")
+    rows += [
+        _core_row(f"list of {n}, server side (built + encoded) / json.dumps", lst,
+                  "list_plus_blobmsg_encode_ms", "json_dumps_ms", "ms"),
+        _core_row(f"list of {n} again, nothing changed / json.dumps", lst,
+                  "list_encoded_again_ms", "json_dumps_ms", "ms"),
+    ]
+    daemon = core.get("daemon") or {}
+    if daemon.get("daemon_pss_kb") and daemon.get("bare_python_pss_kb"):
+        rows.append([f"daemon PSS at {daemon['instances']} instances / python3 -I -S "
+                     f"(budget bare + 3072 kB)", f"{daemon['daemon_pss_kb']} kB",
+                     f"{daemon['bare_python_pss_kb']} kB",
+                     f"+{daemon['pss_over_bare_kb']} kB"])
+    if "idle_voluntary_wakeups" in daemon:
+        rows.append([f"idle wake-ups in {daemon['idle_seconds']:g} s", str(daemon["idle_voluntary_wakeups"]),
+                     "0", "-"])
+    return [r for r in rows if r is not None]
+
+
+CORE_HEADER = ["row (pyprocd / same-run baseline)", "pyprocd", "baseline", "ratio"]
+
+
+def core_table(core):
+    return _table(CORE_HEADER, core_rows(core))
+
+
+def core_markdown(core):
+    lines = ["| " + " | ".join(CORE_HEADER) + " |", "| --- | ---: | ---: | ---: |"]
+    lines += ["| " + " | ".join(row) + " |" for row in core_rows(core)]
+    return "\n".join(lines)

@@ -197,3 +197,29 @@ def test_modules_run_in_a_child_process_whose_failure_is_reported():
     outcome = cli.run_module("absent", quick=True, timeout=120)
     assert outcome["ok"] is False
     assert "No module named 'bench.bench_absent'" in outcome["error"]
+
+
+def test_core_rows_put_each_figure_next_to_its_same_run_baseline(tmp_path, capsys):
+    from bench import report
+
+    core = {
+        "set_each": {"services": 200, "wall_s": 0.6, "cpu_s": 0.09, "bare_spawn_wall_s": 0.3,
+                     "bare_spawn_cpu_s": 0.03},
+        "respawn_state_file": {"exit_to_respawn_ms": 2.0, "bare_spawn_wait_ms": 1.0},
+        "killall": {"instances": 100, "all_back_s": 0.5, "bare_kill_reap_spawn_s": 0.25},
+        "start_and_list": {"instances": 1000, "list_plus_blobmsg_encode_ms": 12.0,
+                           "list_encoded_again_ms": 0.5, "json_dumps_ms": 2.0},
+        "daemon": {"instances": 100, "daemon_pss_kb": 6000, "bare_python_pss_kb": 3000,
+                   "pss_over_bare_kb": 3000, "idle_seconds": 10.0, "idle_voluntary_wakeups": 0},
+    }
+    rows = {row[0]: row[1:] for row in report.core_rows(core)}
+    assert rows["start 200 (one set each), supervisor CPU / bare posix_spawn"] == ["90.0 ms", "30.0 ms", "3"]
+    assert rows["respawn gap exit -> next start, median, state file / bare spawn+wait"][2] == "2"
+    assert rows["SIGKILL 100 -> all back / bare kill+reap+spawn"][2] == "2"
+    assert rows["list of 1000 again, nothing changed / json.dumps"][2] == "0.25"
+    assert rows["idle wake-ups in 10 s"][0] == "0"
+    assert not any("respawn gap exit -> next start, median /" in r for r in rows)  # not measured
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps({"peers": None, "modules": {"core": {"ok": True, "result": core}}}))
+    assert cli.main(["--markdown", str(saved)]) == 0
+    assert "| SIGKILL 100 -> all back / bare kill+reap+spawn | 0.5 s | 0.25 s | 2 |" in capsys.readouterr().out
