@@ -81,7 +81,6 @@ class Spec:
     ({"frobnicate": True}, "unknown key 'frobnicate'"),
     ({"mount": {"/nonexistent/x": "0"}}, "/nonexistent/x does not exist"),
     ({"mount": {"etc": "0"}}, "is not absolute"),
-    ({"userns": True}, "'userns' is not supported"),
     ({"console": True, "procfs": True}, "'console' is not supported"),
     ({"netns": True}, "'netns' needs a jail 'name'"),
     ({}, "no namespace asked for"),
@@ -304,6 +303,26 @@ def test_user_group_no_new_privs_inside(sup):
     assert _status(program, "Gid")[0] == str(__import__("grp").getgrnam("nogroup").gr_gid)
     assert _status(program, "NoNewPrivs") == ["1"]
     assert "/etc/passwd" in _mountinfo(program)
+
+
+@root_only
+@pytest.mark.parametrize("keys, uid, gid", [({}, 65534, 65534),
+                                            ({"user": "daemon"}, 1, 1)])
+def test_userns_maps_root_inside_to_the_instance_user(sup, keys, uid, gid):
+    import pwd
+
+    uid = pwd.getpwnam(keys["user"]).pw_uid if keys else uid
+    gid = pwd.getpwnam(keys["user"]).pw_gid if keys else gid
+    _start(sup, {"a": {"command": ["/bin/sleep", "100"], "jail": {"userns": True}, **keys}})
+    inst = sup.inst("j", "a")
+    assert inst.running, inst.spawn_error
+    program = _program(inst.pid)
+    assert _ns(program, "user") != _ns(os.getpid(), "user")
+    assert _read(f"/proc/{program}/uid_map").split() == ["0", str(uid), "1"]
+    assert _read(f"/proc/{program}/gid_map").split() == ["0", str(gid), "1"]
+    assert _status(program, "Uid") == [str(uid)] * 4   # as the host sees it
+    assert _status(program, "Gid") == [str(gid)] * 4
+    assert _listed(sup, "j", "a")["jail"]["userns"] is True
 
 
 @root_only

@@ -17,7 +17,12 @@ switch and hardening, `plan.enter(fds)`:
     devices, remounts `/` read-only for `ronly`, and returns: the spawner goes
     on with user/group, hardening and exec, inside.
 
-Not supported (an instance error): `userns`, `console`, OCI (`bundle`,
+`userns`: once the root is built, the jailed process unshares a user namespace
+and the supervisor maps root inside to the instance's user and group (65534 by
+default), as ujail does; the process is then root inside and keeps no identity
+of the host's.
+
+Not supported (an instance error): `console`, OCI (`bundle`,
 `immediately`, `pidfile`), `extroot`, `overlaydir`, `tmpoverlaysize`.
 Deviations from ujail, all stricter: a `mount` whose source is missing or a
 `setns` token/pid that is unknown is an error (ujail skips them); user/group
@@ -31,7 +36,7 @@ from pyprocd.process import shim
 JAIL_BOOLS = ("procfs", "sysfs", "ubus", "udebug", "log", "ronly", "netns", "userns",
               "cgroupsns", "console", "requirejail", "immediately")
 JAIL_STRINGS = ("name", "hostname", "pidfile")
-UNSUPPORTED_FLAGS = ("userns", "console", "immediately")
+UNSUPPORTED_FLAGS = ("console", "immediately")
 UNSUPPORTED_KEYS = ("bundle", "extroot", "overlaydir", "tmpoverlaysize")
 SETNS_TYPES = {"pid": shim.CLONE_NEWPID, "net": shim.CLONE_NEWNET, "ipc": shim.CLONE_NEWIPC,
                "uts": shim.CLONE_NEWUTS, "cgroup": shim.CLONE_NEWCGROUP,
@@ -134,6 +139,7 @@ class JailPlan:
         self.setns = []         # (pid, [(token, flag)])
         self.term_timeout = 5
         self.env = {}
+        self.userns = None      # (uid, gid) root inside is mapped to, with `userns`
 
     # -- building (parent) ------------------------------------------------------------
 
@@ -194,10 +200,26 @@ def prepare(spec, sockets=None):
         for _token, flag in tokens:
             joined |= flag
     _decide_namespaces(plan, jail, joined)
+    if jail.get("userns") is True:
+        plan.userns = _userns_ids(spec)
     if plan.mount_ns:
         _mount_table(plan, spec, jail, sockets)
     plan.env = _environment(spec)
     return plan
+
+
+def _userns_ids(spec):
+    """(uid, gid) of the host that root inside a `userns` jail is (spec jail.md §9)."""
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            available = int(f.read()) > 0
+    except (OSError, ValueError):
+        available = False
+    if not available or not os.path.exists("/proc/self/ns/user"):
+        raise JailError("jail: 'userns' asked but this kernel has no user namespaces")
+    uid = spec.uid if spec.user else 65534
+    gid = spec.gid if (spec.user or spec.group) else 65534
+    return uid, gid
 
 
 def _decide_namespaces(plan, jail, joined):
@@ -210,7 +232,7 @@ def _decide_namespaces(plan, jail, joined):
         flags |= shim.CLONE_NEWNET
     if jail.get("cgroupsns") is True:
         flags |= shim.CLONE_NEWCGROUP
-    mount_keys = ("procfs", "sysfs", "ubus", "udebug", "log", "ronly")
+    mount_keys = ("procfs", "sysfs", "ubus", "udebug", "log", "ronly", "userns")
     plan.mount_ns = any(jail.get(k) is True for k in mount_keys) or bool(jail.get("mount"))
     if plan.mount_ns:
         flags |= shim.CLONE_NEWNS
@@ -289,19 +311,67 @@ def enter(plan):
     host_pid = os.getpid()
     if plan.name:
         shim.set_name(plan.name)  # the supervisor's comm (the program's changes at exec)
+    handshake = (os.pipe(), os.pipe()) if plan.userns else None
+    # The supervisor shares the mount namespace: once the child has pivoted, its
+    # paths are the jail's. What it needs of the host's is opened now.
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if handshake else None
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     child = os.fork()
     if child:
-        _supervise(plan, child, old_mask)  # never returns
+        if handshake:
+            os.close(handshake[0][1])  # or a child that died would never be noticed
+            os.close(handshake[1][0])
+            _map_user(plan, child, proc, handshake[0][0], handshake[1][1])
+        _supervise(plan, child, old_mask, devnull)  # never returns
+    os.close(devnull)
+    if handshake:
+        os.close(proc)  # never a host /proc inside the jail
+        os.close(handshake[0][0])
+        os.close(handshake[1][1])  # a supervisor that gives up: EOF here, not a hang
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     shim.set_pdeathsig(signal.SIGKILL)
     if plan.hostname:
         shim.sethostname(plan.hostname)
     if plan.mount_ns:
         _build_root(plan, f"/tmp/pyprocd-jail-{host_pid}")
+    if handshake:
+        _enter_userns(handshake[0][1], handshake[1][0])
 
 
-def _supervise(plan, child, old_mask):
+def _enter_userns(ready_w, go_r):
+    """The jailed process, its root built: a user namespace of its own, mapped by the
+    supervisor; then root inside (and no host identity left)."""
+    shim.unshare(shim.CLONE_NEWUSER)
+    os.write(ready_w, b"i")
+    os.close(ready_w)
+    if os.read(go_r, 1) != b"O":
+        raise OSError(1, "userns: the supervisor could not map the user namespace")
+    os.close(go_r)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    os.setgroups([])
+
+
+def _map_user(plan, child, proc, ready_r, go_w):
+    """Supervisor: once the child is in its user namespace, map root inside to the
+    instance's ids. Any failure leaves the child without its go-ahead: it stops."""
+    try:
+        if os.read(ready_r, 1) == b"i":
+            uid, gid = plan.userns
+            for name, text in (("setgroups", "allow"), ("uid_map", f"0 {uid} 1\n"),
+                               ("gid_map", f"0 {gid} 1\n")):
+                fd = os.open(f"{child}/{name}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc)
+                try:
+                    os.write(fd, text.encode())
+                finally:
+                    os.close(fd)
+            os.write(go_w, b"O")
+    except OSError:
+        pass
+
+
+def _supervise(plan, child, old_mask, devnull):
     """ujail's parent: forward signals, escalate SIGTERM to SIGKILL, exit as the child."""
     import _signal as signal
     import gc
@@ -309,7 +379,6 @@ def _supervise(plan, child, old_mask):
     gc.disable()  # a collection would touch (and so copy) every page shared with the daemon
     status = 1
     try:
-        devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.closerange(3, 1 << 20)  # the daemon's sockets and pipes, the instance's pipes

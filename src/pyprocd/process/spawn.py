@@ -180,6 +180,8 @@ class ChildPlan:
         # procd: initgroups(user, the user's primary gid), whatever `group` says
         self.groups_gid = _primary_gid(spec.user) if spec.user and spec.group else spec.gid
         self.new_session = spec.group_kill
+        if jail is not None and jail.userns:  # the identity comes from the user namespace map
+            self.user, self.uid, self.gid, self.groups_gid = None, 0, 0, 0
         self.hardening = hardening
         self.reset_signals = signals_to_reset()
         self.signal_mask = ()  # the daemon's mask, restored in the child (set at fork)
