@@ -89,7 +89,16 @@ def _mmdebstrap(target, rootfs, kernel_dir, with_security):
         '--aptopt=Acquire::Languages "none"', "--customize-hook=" + hook,
         "--quiet", SUITE, str(rootfs), *sources,
     ]
-    return subprocess.run(argv, check=False).returncode == 0
+    # Its hooks and maintainer scripts are chatty: the output goes to a log
+    # beside the base, shown when the build fails.
+    log_path = rootfs.parent / "mmdebstrap.log"
+    with open(log_path, "ab") as out:
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        tail = log_path.read_text(errors="replace").splitlines()[-30:]
+        log(f"{target.name}: mmdebstrap exited {done.returncode}; last lines of {log_path}:\n  "
+            + "\n  ".join(tail))
+    return done.returncode == 0
 
 
 def _prune(rootfs):
