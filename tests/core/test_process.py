@@ -443,3 +443,12 @@ def test_with_an_active_recorder_no_process_runs_before_it_is_on_record(tmp_path
                                   for i in s.mgr.services["g"].instances.values()))
     finally:
         s.close()
+
+
+def test_without_posix_spawn_every_instance_forks(sup, forks, monkeypatch):
+    from pyprocd.process import spawn
+
+    monkeypatch.setattr(spawn, "HAVE_POSIX_SPAWN", False)
+    inst = start(sup, {"command": ["/bin/sleep", "1000"]})
+    assert sup.wait(lambda: exec_done(inst.pid, "/bin/sleep"))
+    assert len(forks) == 1

@@ -211,12 +211,15 @@ class ChildPlan:
         return plan
 
 
+HAVE_POSIX_SPAWN = hasattr(os, "posix_spawn")  # a libc without it: every start forks
+
+
 def spawns_simply(spec, plan):
     """Can posix_spawn start it? Only what needs nothing of a forked Python child:
     no user or group, nice, limits, hardening, own session (group_kill), jail or zygote."""
-    return (spec.zygote is None and not spec.jail and plan.user is None and not plan.uid
-            and not plan.gid and not plan.nice and not plan.limits and plan.hardening is None
-            and not plan.new_session)
+    return (HAVE_POSIX_SPAWN and spec.zygote is None and not spec.jail and plan.user is None
+            and not plan.uid and not plan.gid and not plan.nice and not plan.limits
+            and plan.hardening is None and not plan.new_session)
 
 
 def _resolve(program, search_path):
