@@ -433,3 +433,29 @@ def test_start_stop_cycles_leave_nothing_behind(sup):
     assert _host_state() == before
     assert not [p for p in supervisors if os.path.lexists(f"/tmp/pyprocd-jail-{p}")]
     assert {ns: _ns(os.getpid(), ns) for ns in namespaces} == namespaces
+
+
+@root_only
+def test_capabilities_and_seccomp_inside_a_jail(sup, tmp_path):
+    import json
+
+    only = ["CAP_NET_BIND_SERVICE"]
+    caps = tmp_path / "caps.json"
+    caps.write_text(json.dumps({"bounding": only, "effective": only, "permitted": only,
+                                "inheritable": only, "ambient": only}))
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["chdir"], "action": "SCMP_ACT_ERRNO"}]}))
+    _start(sup, {"a": {"command": ["/bin/sleep", "100"], "user": "nobody",
+                       "capabilities": str(caps), "seccomp": str(policy),
+                       "jail": {"procfs": True}}})
+    inst = sup.inst("j", "a")
+    assert inst.running, inst.spawn_error
+    program = _program(inst.pid)
+    assert _ns(program, "mnt") != _ns(os.getpid(), "mnt")
+    assert _status(program, "Uid") == ["65534"] * 4
+    for key in ("CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"):
+        assert int(_status(program, key)[0], 16) == 1 << 10, key
+    assert _status(program, "Seccomp") == ["2"] and _status(program, "NoNewPrivs") == ["1"]
+    environ = _read(f"/proc/{program}/environ", "rb").split(b"\0")[:-1]
+    assert environ == [b"container=ujail"]  # the filter is loaded before exec: no SECCOMP_FILE
