@@ -95,8 +95,12 @@ def test_plan_refuses_what_it_cannot_honour(jail, reason):
 def test_plan_refuses_a_relative_program_and_oci_keys():
     with pytest.raises(jailmod.JailError, match="not an absolute path"):
         jailmod.prepare(Spec({"procfs": True}, command=["sleep", "1"]))
-    with pytest.raises(jailmod.JailError, match="'extroot' is not supported"):
-        jailmod.prepare(Spec({"procfs": True}, raw={"extroot": "/x"}))
+    with pytest.raises(jailmod.JailError, match="'bundle' is not supported"):
+        jailmod.prepare(Spec({"procfs": True}, raw={"bundle": "/x"}))
+    with pytest.raises(jailmod.JailError, match="extroot /nonexistent is not a directory"):
+        jailmod.prepare(Spec({"procfs": True}, raw={"extroot": "/nonexistent"}))
+    with pytest.raises(jailmod.JailError, match="longer than 8"):
+        jailmod.prepare(Spec({"procfs": True}, raw={"tmpoverlaysize": "123456789"}))
 
 
 @root_only
@@ -459,3 +463,25 @@ def test_capabilities_and_seccomp_inside_a_jail(sup, tmp_path):
     assert _status(program, "Seccomp") == ["2"] and _status(program, "NoNewPrivs") == ["1"]
     environ = _read(f"/proc/{program}/environ", "rb").split(b"\0")[:-1]
     assert environ == [b"container=ujail"]  # the filter is loaded before exec: no SECCOMP_FILE
+
+
+@root_only
+def test_extroot_is_the_root_and_tmpoverlay_takes_the_writes(sup, tmp_path):
+    extroot = tmp_path / "root"
+    for sub in ("bin", "lib", "lib64", "usr", "etc"):
+        (extroot / sub).mkdir(parents=True)
+    # the extroot brings its own program: here the host's, bound in
+    instance = {"command": ["/bin/sh", "-c", "echo hi > /etc/written; exec /bin/sleep 100"],
+                "extroot": str(extroot), "tmpoverlaysize": "1M",
+                "jail": {"mount": {"/bin/sh": "0", "/bin/sleep": "0", "/lib": "0",
+                                   "/lib64": "0", "/usr": "0"}}}
+    _start(sup, {"a": instance})
+    inst = sup.inst("j", "a")
+    assert inst.running, inst.spawn_error
+    program = _program(inst.pid)
+    mounts = _mountinfo(program)
+    assert mounts["/"][1] == "overlay"
+    assert sup.wait(lambda: os.path.exists(f"/proc/{program}/root/etc/written"), 10)
+    assert not (extroot / "etc" / "written").exists()  # the write went to the overlay
+    assert not os.path.lexists(f"/tmp/pyprocd-jail-{inst.pid}-overlay")
+    assert _listed(sup, "j", "a")["extroot"] == str(extroot)

@@ -22,8 +22,12 @@ and the supervisor maps root inside to the instance's user and group (65534 by
 default), as ujail does; the process is then root inside and keeps no identity
 of the host's.
 
-Not supported (an instance error): `console`, OCI (`bundle`,
-`immediately`, `pidfile`), `extroot`, `overlaydir`, `tmpoverlaysize`.
+`extroot` (a directory bound as the root instead of the tmpfs; nothing of the
+program's is added), `overlaydir` / `tmpoverlaysize` (an overlay over the root,
+its upper layer in that directory or in a tmpfs of that size) as ujail.
+
+Not supported (an instance error): `console`, OCI (`bundle`, `immediately`,
+`pidfile`).
 Deviations from ujail, all stricter: a `mount` whose source is missing or a
 `setns` token/pid that is unknown is an error (ujail skips them); user/group
 switch as without a jail (gid = the user's primary group, where ujail leaves 0).
@@ -37,7 +41,7 @@ JAIL_BOOLS = ("procfs", "sysfs", "ubus", "udebug", "log", "ronly", "netns", "use
               "cgroupsns", "console", "requirejail", "immediately")
 JAIL_STRINGS = ("name", "hostname", "pidfile")
 UNSUPPORTED_FLAGS = ("console", "immediately")
-UNSUPPORTED_KEYS = ("bundle", "extroot", "overlaydir", "tmpoverlaysize")
+UNSUPPORTED_KEYS = ("bundle",)
 SETNS_TYPES = {"pid": shim.CLONE_NEWPID, "net": shim.CLONE_NEWNET, "ipc": shim.CLONE_NEWIPC,
                "uts": shim.CLONE_NEWUTS, "cgroup": shim.CLONE_NEWCGROUP,
                "time": shim.CLONE_NEWTIME}
@@ -140,6 +144,8 @@ class JailPlan:
         self.term_timeout = 5
         self.env = {}
         self.userns = None      # (uid, gid) root inside is mapped to, with `userns`
+        self.extroot = None     # bytes: the directory bound as the root
+        self.overlay = None     # ("dir", bytes path) or ("tmpfs", size): over the root
 
     # -- building (parent) ------------------------------------------------------------
 
@@ -199,6 +205,7 @@ def prepare(spec, sockets=None):
     for _pid, tokens in plan.setns:
         for _token, flag in tokens:
             joined |= flag
+    _root_options(plan, raw)
     _decide_namespaces(plan, jail, joined)
     if jail.get("userns") is True:
         plan.userns = _userns_ids(spec)
@@ -206,6 +213,25 @@ def prepare(spec, sockets=None):
         _mount_table(plan, spec, jail, sockets)
     plan.env = _environment(spec)
     return plan
+
+
+def _root_options(plan, raw):
+    """extroot, overlaydir, tmpoverlaysize (instance keys beside `jail`)."""
+    extroot, overlaydir, size = (raw.get(k) for k in ("extroot", "overlaydir", "tmpoverlaysize"))
+    for key, value in (("extroot", extroot), ("overlaydir", overlaydir),
+                       ("tmpoverlaysize", size)):
+        if value is not None and (type(value) is not str or not value):
+            raise JailError(f"jail: '{key}' must be a non-empty string")
+    for key, value in (("extroot", extroot), ("overlaydir", overlaydir)):
+        if value is not None and not os.path.isdir(value):
+            raise JailError(f"jail: {key} {value} is not a directory")
+    if size is not None and len(size) > 8:
+        raise JailError(f"jail: tmpoverlaysize {size!r} is longer than 8 characters")
+    plan.extroot = os.fsencode(os.path.realpath(extroot)) if extroot else None
+    if overlaydir:
+        plan.overlay = ("dir", os.fsencode(os.path.realpath(overlaydir)))
+    elif size:
+        plan.overlay = ("tmpfs", size)
 
 
 def _userns_ids(spec):
@@ -233,7 +259,8 @@ def _decide_namespaces(plan, jail, joined):
     if jail.get("cgroupsns") is True:
         flags |= shim.CLONE_NEWCGROUP
     mount_keys = ("procfs", "sysfs", "ubus", "udebug", "log", "ronly", "userns")
-    plan.mount_ns = any(jail.get(k) is True for k in mount_keys) or bool(jail.get("mount"))
+    plan.mount_ns = (any(jail.get(k) is True for k in mount_keys) or bool(jail.get("mount"))
+                     or bool(plan.extroot or plan.overlay))
     if plan.mount_ns:
         flags |= shim.CLONE_NEWNS
     if flags:
@@ -250,7 +277,7 @@ def _decide_namespaces(plan, jail, joined):
 def _mount_table(plan, spec, jail, sockets):
     # in ujail's order of adding: -r/-w, sockets, the program, defaults
     for path in sorted(jail.get("mount", {}), key=os.fsencode):
-        plan.add_bind(path, writable=jail["mount"][path] == "1")
+        plan.add_bind(path, writable=jail["mount"][path] == "1", scan=plan.extroot is None)
     for key, fatal in (("ubus", True), ("udebug", False), ("log", True)):
         if jail.get(key) is True:
             source = sockets[key]
@@ -258,11 +285,12 @@ def _mount_table(plan, spec, jail, sockets):
                 raise JailError(f"jail: '{key}' socket {source} does not exist")
             plan.add_bind(source, writable=True, fatal=fatal,
                           target=DEFAULT_SOCKETS[key], scan=False)
-    plan.add_bind(spec.command[0])
-    if spec.user or spec.group:
-        for path in ("/etc/passwd", "/etc/group"):
-            plan.add_bind(path, scan=False)
-    plan.add_bind("/etc/nsswitch.conf", fatal=False, scan=False)
+    if plan.extroot is None:  # an external root brings its own programs and files
+        plan.add_bind(spec.command[0])
+        if spec.user or spec.group:
+            for path in ("/etc/passwd", "/etc/group"):
+                plan.add_bind(path, scan=False)
+        plan.add_bind("/etc/nsswitch.conf", fatal=False, scan=False)
     if not jail.get("netns"):
         plan.add_bind("/etc/resolv.conf", fatal=False, scan=False)
     plan.add(Mount("/dev", "tmpfs", "tmpfs", NOATIME | NOEXEC | NOSUID, "size=1M"))
@@ -486,13 +514,39 @@ def _mask(root, path, fatal):
             raise OSError(e.errno, f"mask {os.fsdecode(path)}: {e.strerror}") from None
 
 
+def _overlay(plan, root, root_dir):
+    """An overlay over the root (ujail's -O/-T): upper and work in the overlay
+    directory, or in a tmpfs of the asked size (its host directory returned)."""
+    kind, value = plan.overlay
+    tmp = None
+    if kind == "tmpfs":
+        tmp = os.fsencode(root_dir + "-overlay")
+        os.mkdir(tmp, 0o700)
+        shim.mount("tmpfs", tmp, "tmpfs", 0, f"mode=0755,size={value}")
+        value = tmp
+    for sub in (b"/upper", b"/work", b"/upper/etc"):
+        _mkdirs(value + sub)
+    resolv = value + b"/upper/etc/resolv.conf"
+    if not os.path.exists(resolv):
+        os.close(os.open(resolv, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    options = b"lowerdir=" + root + b",upperdir=" + value + b"/upper,workdir=" + value + b"/work"
+    shim.mount("overlay", root, "overlay", NOATIME, options)
+    return tmp
+
+
 def _build_root(plan, root_dir):
     old_umask = os.umask(0)
     shim.mount(None, "/", None, shim.MS_REC | shim.MS_PRIVATE)
     root = os.fsencode(root_dir)
     os.mkdir(root, 0o700)
+    overlay_tmp = None
     try:
-        shim.mount("tmpfs", root, "tmpfs", NOATIME, "mode=0755")
+        if plan.extroot:
+            shim.mount(plan.extroot, root, None, shim.MS_BIND)
+        else:
+            shim.mount("tmpfs", root, "tmpfs", NOATIME, "mode=0755")
+        if plan.overlay:
+            overlay_tmp = _overlay(plan, root, root_dir)
         for mount in plan.mounts:
             if mount.fstype == MASK:
                 _mask(root, mount.target, mount.fatal)
@@ -501,14 +555,21 @@ def _build_root(plan, root_dir):
         os.mkdir(root + b"/old", 0o755)
         shim.pivot_root(root, root + b"/old")
     except BaseException:
-        try:
-            shim.umount2(root, shim.MNT_DETACH)
-            os.rmdir(root)
-        except OSError:
-            pass
+        for path in (root, overlay_tmp):
+            try:
+                if path:
+                    shim.umount2(path, shim.MNT_DETACH)
+                    os.rmdir(path)
+            except OSError:
+                pass
         raise
     os.chdir("/")
+    if plan.overlay:  # the root's lower layer is still mounted on the directory
+        shim.umount2(b"/old" + root, shim.MNT_DETACH)
     os.rmdir(b"/old" + root)  # the host's temporary directory: gone once we are inside
+    if overlay_tmp:
+        shim.umount2(b"/old" + overlay_tmp, shim.MNT_DETACH)
+        os.rmdir(b"/old" + overlay_tmp)
     shim.umount2("/old", shim.MNT_DETACH)
     os.rmdir("/old")
     for name, major, minor, group in DEVICES:
