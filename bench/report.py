@@ -160,8 +160,8 @@ def core_rows(core):
     ]
     daemon = core.get("daemon") or {}
     if daemon.get("daemon_pss_kb") and daemon.get("bare_python_pss_kb"):
-        rows.append([f"daemon PSS at {daemon['instances']} instances / python3 -I -S "
-                     f"(budget bare + 3072 kB)", f"{daemon['daemon_pss_kb']} kB",
+        label = f"daemon PSS at {daemon['instances']} instances / python3 -I -S (budget bare + 3072 kB)"
+        rows.append([label, f"{daemon['daemon_pss_kb']} kB",
                      f"{daemon['bare_python_pss_kb']} kB",
                      f"+{daemon['pss_over_bare_kb']} kB"])
     if "idle_voluntary_wakeups" in daemon:
