@@ -485,3 +485,24 @@ def test_extroot_is_the_root_and_tmpoverlay_takes_the_writes(sup, tmp_path):
     assert not (extroot / "etc" / "written").exists()  # the write went to the overlay
     assert not os.path.lexists(f"/tmp/pyprocd-jail-{inst.pid}-overlay")
     assert _listed(sup, "j", "a")["extroot"] == str(extroot)
+
+
+@root_only
+@pytest.mark.parametrize("jail, expected", [
+    ({"netns": True, "name": "n"}, {"net", "pid", "ipc"}),
+    ({"cgroupsns": True}, {"cgroup", "pid", "ipc"}),
+    ({"hostname": "h"}, {"uts", "pid", "ipc"}),
+    ({"log": True, "netns": True, "name": "n", "cgroupsns": True, "hostname": "h"},
+     {"mnt", "net", "cgroup", "uts", "pid", "ipc"}),
+])
+def test_exactly_the_namespaces_asked(sup, jail, expected):
+    _start(sup, {"a": {"command": ["/bin/sleep", "100"], "jail": jail}})
+    inst = sup.inst("j", "a")
+    assert inst.running, inst.spawn_error
+    program = _program(inst.pid)
+    differ = {ns for ns in ("mnt", "pid", "ipc", "uts", "net", "user", "cgroup")
+              if _ns(program, ns) != _ns(os.getpid(), ns)}
+    assert differ == expected
+    if "net" in expected:  # an empty one: only a loopback device
+        assert [line.split(":")[0].strip() for line in
+                _read(f"/proc/{program}/net/dev").splitlines()[2:]] == ["lo"]
