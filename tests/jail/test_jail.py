@@ -206,7 +206,7 @@ def test_namespaces_mounts_devices_hostname_env(sup, tmp_path):
               if _ns(program, ns) != _ns(os.getpid(), ns)}
     assert differ == {"mnt", "pid", "ipc", "uts"}
     assert _status(program, "NSpid") == [str(program), "1"]
-    assert _read(f"/proc/{inst.pid}/comm").strip() == "jailtest"
+    assert sup.wait(lambda: _read(f"/proc/{inst.pid}/comm").strip() == "jailtest", 10)
     assert _hostname_of(program) == "inside"
     assert os.uname().nodename != "inside"
     mounts = _mountinfo(program)

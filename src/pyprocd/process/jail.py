@@ -4,11 +4,12 @@ Parent side (before fork) `prepare(spec, sockets)` reads the instance's `jail`
 table, checks every value, resolves the program's interpreter and libraries and
 builds the mount table; anything it cannot honour is a JailError (the instance's
 error), never a weaker jail. Child side, in the forked child before the identity
-switch and hardening, `plan.enter(fds)`:
+switch and hardening, `enter(plan)`:
 
-    setns into the joined namespaces; unshare(mnt, pid, ipc [, uts, net, cgroup]);
-    fork.  The forked process stays outside as the supervisor: it forwards
-    signals to the jailed process, SIGKILLs it `term_timeout` s after a SIGTERM
+    setns into the joined namespaces; unshare(pid); fork.  The jailed process
+    unshares mnt, ipc [, uts, net, cgroup].  The forked process stays outside
+    as the supervisor (it execs a fresh small interpreter, process/jailwatch.py,
+    rather than keep a copy of the daemon): it forwards signals to the jailed process, SIGKILLs it `term_timeout` s after a SIGTERM
     (a pid-namespace init ignores signals it has no handler for) and exits with
     its status (128+N for signal N), so the instance pid is a real host pid.
     The jailed process (pid 1 inside) makes `/` private, mounts a tmpfs root in
@@ -59,8 +60,6 @@ DEVICES = (("null", 1, 3, 0), ("zero", 1, 5, 0), ("full", 1, 7, 0), ("random", 1
            ("urandom", 1, 9, 0), ("tty", 5, 0, 5))
 DEV_LINKS = (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"))
-# ujail forwards every catchable signal but these (SIGALRM is our escalation timer)
-NOT_FORWARDED = ("SIGCHLD", "SIGPIPE", "SIGSEGV", "SIGALRM", "SIGKILL", "SIGSTOP")
 
 
 MASK = "mask"  # the fs type of a mount-table entry hiding a path (spec jail.md §4.2)
@@ -334,14 +333,15 @@ def enter(plan):
                 shim.setns(fd, flag)
             finally:
                 os.close(fd)
-    if plan.flags:
-        shim.unshare(plan.flags)
+    # Only the pid namespace is the supervisor's (it applies to its children); the
+    # others are the jailed process's alone, so the supervisor stays on the host's
+    # filesystem (it execs an interpreter from there).
+    if plan.flags & shim.CLONE_NEWPID:
+        shim.unshare(shim.CLONE_NEWPID)
     host_pid = os.getpid()
     if plan.name:
         shim.set_name(plan.name)  # the supervisor's comm (the program's changes at exec)
     handshake = (os.pipe(), os.pipe()) if plan.userns else None
-    # The supervisor shares the mount namespace: once the child has pivoted, its
-    # paths are the jail's. What it needs of the host's is opened now.
     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if handshake else None
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
@@ -351,7 +351,7 @@ def enter(plan):
             os.close(handshake[0][1])  # or a child that died would never be noticed
             os.close(handshake[1][0])
             _map_user(plan, child, proc, handshake[0][0], handshake[1][1])
-        _supervise(plan, child, old_mask, devnull)  # never returns
+        _supervise(plan, child, devnull)  # never returns; signals stay blocked
     os.close(devnull)
     if handshake:
         os.close(proc)  # never a host /proc inside the jail
@@ -359,6 +359,8 @@ def enter(plan):
         os.close(handshake[1][1])  # a supervisor that gives up: EOF here, not a hang
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     shim.set_pdeathsig(signal.SIGKILL)
+    if plan.flags & ~shim.CLONE_NEWPID:
+        shim.unshare(plan.flags & ~shim.CLONE_NEWPID)
     if plan.hostname:
         shim.sethostname(plan.hostname)
     if plan.mount_ns:
@@ -399,10 +401,19 @@ def _map_user(plan, child, proc, ready_r, go_w):
         pass
 
 
-def _supervise(plan, child, old_mask, devnull):
-    """ujail's parent: forward signals, escalate SIGTERM to SIGKILL, exit as the child."""
-    import _signal as signal
+WATCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jailwatch.py")
+
+
+def _supervise(plan, child, devnull):
+    """ujail's parent: forward signals, escalate SIGTERM to SIGKILL, exit as the child.
+
+    Runs with every signal blocked, and execs process/jailwatch.py in a fresh
+    interpreter (which unblocks them once its handlers are in place); where that
+    cannot start, this copy of the daemon does the same itself."""
     import gc
+    import sys
+
+    from pyprocd.process import jailwatch
 
     gc.disable()  # a collection would touch (and so copy) every page shared with the daemon
     status = 1
@@ -410,38 +421,14 @@ def _supervise(plan, child, old_mask, devnull):
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.closerange(3, 1 << 20)  # the daemon's sockets and pipes, the instance's pipes
-
-        def forward(sig, frame):
+        python = sys.executable
+        if python:
             try:
-                os.kill(child, sig)
+                os.execv(python, [python, "-I", "-S", WATCHER, str(child),
+                                  str(plan.term_timeout), plan.name or ""])
             except OSError:
-                pass
-            if sig == signal.SIGTERM:
-                signal.alarm(max(plan.term_timeout, 1))
-
-        def escalate(sig, frame):
-            try:
-                os.kill(child, signal.SIGKILL)
-            except OSError:
-                pass
-
-        skip = {getattr(signal, name) for name in NOT_FORWARDED}
-        for sig in signal.valid_signals():
-            if sig not in skip and 0 < sig < signal.NSIG:
-                try:
-                    signal.signal(sig, forward)
-                except (OSError, ValueError):
-                    pass  # e.g. the realtime signals libc keeps for itself
-        signal.signal(signal.SIGALRM, escalate)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        while True:
-            _, raw = os.waitpid(child, 0)
-            if os.WIFEXITED(raw):
-                status = os.WEXITSTATUS(raw)
-                break
-            if os.WIFSIGNALED(raw):
-                status = 128 + os.WTERMSIG(raw)
-                break
+                pass  # supervise from here
+        status = jailwatch.watch(child, plan.term_timeout)
     except BaseException:  # noqa: BLE001 - never return into the daemon's code
         try:
             os.kill(child, 9)
