@@ -47,7 +47,8 @@ class ServiceManager:
         self.triggers = triggers  # the trigger engine, if any
         # Crash survival (the daemon's state file), told of every change the
         # state shows: changed(); spawned(service, instance, pid, proc) and
-        # exited(service, instance, pid, status) before anything else happens.
+        # exited(service, instance, pid, status) before anything else happens;
+        # `active` while it records (then a spawn waits until it is on record).
         self.recorder = recorder if recorder is not None else _NoRecorder()
         self._all_stopped = None  # stop_all()'s callback while it waits
         self.services = {}
@@ -400,7 +401,7 @@ class ServiceManager:
     def records_spawns(self):
         """Must a new process wait until it is on record before it may run? Only
         while a recorder is active: then a crash can never lose a spawn."""
-        return getattr(self.recorder, "active", True)
+        return self.recorder.active
 
     def instance_spawned(self, inst, proc):
         self.recorder.spawned(inst.service.name, inst.name, proc.pid, proc)

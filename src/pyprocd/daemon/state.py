@@ -424,12 +424,10 @@ def describe_for_file(proc):
     for lg in proc.loggers:
         if lg.fd is None:
             continue
-        ino = getattr(lg, "pipe_ino", None)
-        if ino is None:
-            try:
-                ino = lg.pipe_ino = os.fstat(lg.fd).st_ino
-            except OSError:
-                continue
+        try:
+            ino = os.fstat(lg.fd).st_ino
+        except OSError:
+            continue
         # The spawner logs the child's stdout at LOG_INFO, stderr at LOG_ERR.
         child_fd = 2 if lg.priority & 7 == LOG_ERR else 1
         pipes.append({"child_fd": child_fd, "ino": ino, "ident": lg.ident,
@@ -438,7 +436,8 @@ def describe_for_file(proc):
 
 
 def start_ticks(proc):
-    ticks = getattr(proc, "start_ticks", None)
-    if ticks is None:
-        ticks = proc.start_ticks = proc_start_time(proc.pid, zombie_ok=True)
-    return ticks
+    """proc's /proc start time: the spawner's Running keeps it in its
+    start_ticks field, filled here when it was not read at start."""
+    if proc.start_ticks is None:
+        proc.start_ticks = proc_start_time(proc.pid, zombie_ok=True)
+    return proc.start_ticks
