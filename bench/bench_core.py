@@ -234,12 +234,13 @@ def bench_daemon(instances, idle_s):
             wait_for(lambda: os.path.exists(sock), 30)
             # -S: no site module, like the bare baseline (site .pth files of
             # this host would otherwise be counted as the daemon's memory).
-            # its own state file and an empty confdir: nothing of the host's is read or written
+            # its own state file, confdir and init.d: nothing of the host's is read or written
             os.mkdir(os.path.join(tmp, "config"))
             daemon = subprocess.Popen([sys.executable, "-S", "-m", "pyprocd", "-s", sock,
                                        "--syslog", os.path.join(tmp, "nolog"),
                                        "--state-file", os.path.join(tmp, "state.json"),
-                                       "--confdir", os.path.join(tmp, "config")], env=env,
+                                       "--confdir", os.path.join(tmp, "config"),
+                                       "--initd-dir", os.path.join(tmp, "config")], env=env,
                                       stderr=subprocess.DEVNULL)
             procs.append(daemon)
             ubus = [sys.executable, "-m", "pyprocd", "ubus", "-s", sock]

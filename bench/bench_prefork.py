@@ -61,7 +61,8 @@ def run(quick):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "pyprocd", "-s", sock, "--syslog",
                  os.path.join(tmp, "log"), "--state-file", os.path.join(tmp, "state.json"),
-                 "--confdir", os.path.join(tmp, "config")], env=env, stderr=subprocess.DEVNULL))
+                 "--confdir", os.path.join(tmp, "config"), "--initd-dir", tmp], env=env,
+                stderr=subprocess.DEVNULL))
             holder = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                  ("mount -t tmpfs -o mode=755 tmpfs /run/user && mkdir -m 700 /run/user/0 "

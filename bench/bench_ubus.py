@@ -165,7 +165,8 @@ def run(quick):
             idle = mem(bus.pid)
             roundtrip = bench_call_roundtrip(procs.socket, 300 if quick else 3000)
             procs.start("-s", procs.socket, "--syslog", os.path.join(tmp, "nolog"),
-                        "--state-file", "none", "--confdir", tmp, stderr=subprocess.DEVNULL)
+                        "--state-file", "none", "--confdir", tmp, "--initd-dir", tmp,
+                        stderr=subprocess.DEVNULL)
 
             def listed():
                 try:

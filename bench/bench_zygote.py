@@ -53,7 +53,8 @@ class Stack:
         self.procs.append(subprocess.Popen(
             [sys.executable, "-m", "pyprocd", "-s", self.sock, "--syslog",
              os.path.join(tmp, "log.sock"), "--state-file", os.path.join(tmp, "state.json"),
-             "--confdir", os.path.join(tmp, "config")], env=env, stderr=subprocess.DEVNULL))
+             "--confdir", os.path.join(tmp, "config"), "--initd-dir", tmp], env=env,
+            stderr=subprocess.DEVNULL))
         self.bus = BlockingUbus(self.sock, timeout=60)
         wait_for(lambda: self.bus.lookup("service")[1], DEADLINE)
         self.script = os.path.join(tmp, "service.py")

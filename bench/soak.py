@@ -83,7 +83,8 @@ class Soak:
             self.daemon = subprocess.Popen(
                 [sys.executable, "-m", "pyprocd", "-s", self.socket,
                  "--syslog", os.path.join(self.tmp, "log.sock"),
-                 "--state-file", os.path.join(self.tmp, "state.json"), "--confdir", config],
+                 "--state-file", os.path.join(self.tmp, "state.json"), "--confdir", config,
+                 "--initd-dir", config],
                 env=env, stderr=err)
         self.procs.append(self.daemon)
         self.bus = BlockingUbus(self.socket, timeout=30)

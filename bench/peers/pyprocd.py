@@ -86,7 +86,7 @@ class Pyprocd(Peer):
              "--syslog", os.path.join(self.workdir, "syslog.sock"),
              # its own state and config: nothing of the host's is read or written
              "--state-file", os.path.join(self.workdir, "state.json"),
-             "--confdir", self.workdir],
+             "--confdir", self.workdir, "--initd-dir", self.workdir],
             "daemon.out")
         message = {"name": "bench", "instances": {
             s.name: {"command": list(s.argv), "respawn": RESPAWN} for s in services}}

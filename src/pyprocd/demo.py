@@ -150,7 +150,8 @@ Instance output (crasher, talker) appears below. Ctrl-C stops everything.
                 config = os.path.join(self.dir, "config")  # no UCI settings: a clean demo
                 os.mkdir(config)
                 self.spawn("daemon", ["-s", self.socket, "--syslog", syslog, "--confdir", config,
-                                      "--state-file", os.path.join(self.dir, "state.json")])
+                                      "--state-file", os.path.join(self.dir, "state.json"),
+                                      "--initd-dir", config])
             if self.wait_until(self.service_listed) and self.submit():
                 self.banner()
             if self.children:

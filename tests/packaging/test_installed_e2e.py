@@ -73,7 +73,10 @@ def test_helper_drives_the_installed_daemon(tmp_path, installed):
                                          stderr=subprocess.DEVNULL))
         wait_until(sock.exists, "the bus socket")
         started.append(subprocess.Popen(
-            [*command, "-s", str(sock), "--object", "pyprocd", "--syslog", str(tmp_path / "log")],
+            [*command, "-s", str(sock), "--object", "pyprocd", "--syslog", str(tmp_path / "log"),
+             # nothing of the host's: state file, UCI, init scripts
+             "--state-file", str(tmp_path / "state.json"), "--confdir", str(tmp_path),
+             "--initd-dir", str(tmp_path)],
             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_until(lambda: ubus("list", "pyprocd").returncode == 0, "the pyprocd object")
         assert ubus("call", "service", "list").returncode != 0, "no `service` on this bus"
