@@ -34,6 +34,7 @@ Deviations from ujail, all stricter: a `mount` whose source is missing or a
 switch as without a jail (gid = the user's primary group, where ujail leaves 0).
 """
 
+import errno
 import os
 
 from pyprocd.process import shim
@@ -521,6 +522,31 @@ def _overlay(plan, root, root_dir):
     return tmp
 
 
+def _pivot(root):
+    """pivot_root into root. On an initramfs (rootfs) root the kernel refuses it; the
+    only way round, move + chroot, leaves the host's root reachable, so the jail is
+    refused with that reason instead of being made weaker."""
+    try:
+        shim.pivot_root(root, root + b"/old")
+    except OSError as e:
+        if e.errno == errno.EINVAL and _root_is_rootfs():
+            raise OSError(errno.EINVAL, "pivot_root is impossible on an initramfs (rootfs) "
+                          "root; a jail needs the system on a real root file system") from None
+        raise
+
+
+def _root_is_rootfs():
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if fields[4] == "/":
+                    return fields[fields.index("-") + 1] == "rootfs"
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
 def _build_root(plan, root_dir):
     old_umask = os.umask(0)
     shim.mount(None, "/", None, shim.MS_REC | shim.MS_PRIVATE)
@@ -540,7 +566,7 @@ def _build_root(plan, root_dir):
             else:
                 _apply(root, mount)
         os.mkdir(root + b"/old", 0o755)
-        shim.pivot_root(root, root + b"/old")
+        _pivot(root)
     except BaseException:
         for path in (root, overlay_tmp):
             try:
