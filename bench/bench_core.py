@@ -1,4 +1,4 @@
-"""Core benchmarks (issue 2), each next to a baseline measured in the same run.
+"""Core benchmarks, each next to a baseline measured in the same run.
 
 - set_each: N `set` calls of one instance each (wall, supervisor CPU), against a
   bare posix_spawn loop of N;

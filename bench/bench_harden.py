@@ -1,4 +1,4 @@
-"""Cost of child hardening (issue 5), measured within one run so ratios are comparable.
+"""Cost of child hardening, measured within one run so ratios are comparable.
 
 run(quick) -> dict with:
   spawn:   fork + harden + exec of /bin/true until exit, plain vs hardened (seccomp

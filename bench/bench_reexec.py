@@ -1,4 +1,4 @@
-"""Live re-exec and crash takeover with many instances (issue 6).
+"""Live re-exec and crash takeover with many instances.
 
 run(quick) -> dict with, for N instances (1000; 100 when quick), each with
 stdout and stderr captured (2 log pipes each, all handed over):
@@ -12,7 +12,7 @@ stdout and stderr captured (2 log pipes each, all handed over):
                    after the last re-exec
   pids_kept:       every instance pid unchanged after all of it (must be true)
 
-The daemon is tests/lifecycle/mini_daemon.py: the real lifecycle, loop,
+The daemon is tests/daemon/mini_daemon.py: the real lifecycle, loop,
 spawner, manager and survival code, with a JSON control socket instead of
 ubus, so the figure is the handover itself and not bus reconnection.
 """

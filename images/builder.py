@@ -35,7 +35,7 @@ GUEST = HERE / "guest"
 SCENARIOS = HERE / "scenarios"
 
 # Project tests that run natively in the guest (the process layer).
-GUEST_TESTS = ["tests/__init__.py", "tests/conftest.py", "tests/hardening", "tests/core"]
+GUEST_TESTS = ["tests/__init__.py", "tests/conftest.py", "tests/process", "tests/core"]
 SITE = "/usr/lib/python3.11/site-packages"
 
 

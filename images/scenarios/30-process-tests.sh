@@ -11,7 +11,7 @@ export PYPROCD_FOREIGN_PYTHON=python3
 TESTS="test_layout test_shim test_apply test_seccomp_compile test_spawner_hardening test_reaping test_foreign"
 # -p no:cacheprovider: nothing written beside the tests
 python3 -m pytest -q -p qt_pytest -p no:cacheprovider --rootdir=/qemu \
-	$(for t in $TESTS; do echo tests/hardening/$t.py; done)
+	$(for t in $TESTS; do echo tests/process/$t.py; done)
 rc=$?
 # 1: some tests failed, each already reported as a FAIL line
 [ $rc = 1 ] && rc=0

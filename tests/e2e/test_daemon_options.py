@@ -52,9 +52,9 @@ def test_running_is_called_after_a_set_in_every_start_mode(tmp_path):
     import signal
     import stat as stat_mod
 
+    from tests.daemon.lifecycle_helpers import Procs, alive, ppid_of, set_subreaper
+    from tests.daemon.lifecycle_helpers import wait_for as wait
     from tests.e2e.stack import Stack
-    from tests.lifecycle.lifecycle_helpers import Procs, alive, ppid_of, set_subreaper
-    from tests.lifecycle.lifecycle_helpers import wait_for as wait
 
     for mode in ([], ["--detach", f"--pidfile={tmp_path}/d.pid"],
                  ["--detach", "--monitor", f"--pidfile={tmp_path}/m.pid"]):

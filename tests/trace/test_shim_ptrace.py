@@ -1,5 +1,5 @@
 """The shim's ptrace declarations: struct ptrace_syscall_info laid out as the kernel
-reads it on every supported arch (the model of tests/hardening/test_layout.py), and
+reads it on every supported arch (the model of tests/process/test_layout.py), and
 the calls working on a real tracee."""
 
 import os
@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from pyprocd.process import shim, syscalls
-from tests.hardening.test_layout import ABI, model_layout
+from tests.process.test_layout import ABI, model_layout
 
 FIELDS = ([("op", "u8"), ("reserved", "u8"), ("flags", "u16"), ("arch", "u32"),
            ("instruction_pointer", "u64"), ("stack_pointer", "u64"), ("nr", "u64")]

@@ -26,7 +26,7 @@ OPTIONS = {
     "--socket": ("socket", DEFAULT_SOCKET, "ubus socket path"),
     "--object": ("object", "service", "name of the ubus object"),
     "--syslog": ("syslog", DEFAULT_SYSLOG, "syslog socket for instance output and daemon messages"),
-    # issue 4 (UCI): pyprocd's own configuration <confdir>/pyprocd; what the
+    # UCI: pyprocd's own configuration <confdir>/pyprocd; what the
     # command line gives explicitly wins over it
     "--confdir": ("confdir", "/etc/config", "UCI config directory (settings and declared services)"),
     # procd runs `<initd-dir>/<service> running` after a `set` with instances
@@ -45,7 +45,7 @@ class Options:
 
 
 def usage():
-    from pyprocd.daemon.lifecycle import USAGE as lifecycle_usage  # issue 6: taken off argv first
+    from pyprocd.daemon.lifecycle import USAGE as lifecycle_usage  # taken off argv first
 
     lines = ["usage: pyprocd [-s SOCKET] [--object NAME] [--syslog PATH] [--confdir DIR]",
              "       pyprocd bus|ubus|uci|reload-config ...", "", "procd-compatible supervisor", "",
@@ -243,7 +243,7 @@ def build_daemon(options, life=None):
 
         life = lifecycle.Lifecycle(lifecycle.Options())
         life.opts.state_file = None
-    # issue 4 (UCI): settings fill the options the command line did not give
+    # UCI settings fill the options the command line did not give
     settings = uci_settings.fill_options(options, {"socket": DEFAULT_SOCKET, "object": "service",
                                                    "syslog": DEFAULT_SYSLOG})
     # (`log` is bound below: the sink needs the loop first.)
@@ -285,7 +285,7 @@ def build_daemon(options, life=None):
     survival = Survival(loop, manager, life, sink=sink, log=log, state_file=state_file,
                         is_stopping=lambda: daemon.stopping, before_exec=[client.close])
     daemon.attach_survival(survival, life)
-    # issue 4 (UCI, triggers): `watch`, declared services
+    # UCI and triggers: `watch`, declared services
     uci_settings.attach(loop, manager, options.confdir, log, call=api.call)
     uci_settings.attach_bus(client, triggers)
     return daemon
@@ -294,7 +294,7 @@ def build_daemon(options, life=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ensure_stdio()
-    # issue 6 (lifecycle): --detach/--pidfile/--monitor/--state-file come off argv
+    # lifecycle: --detach/--pidfile/--monitor/--state-file come off argv
     # and act before the heavy imports, so a --monitor parent stays small
     import os
 

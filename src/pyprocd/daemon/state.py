@@ -23,7 +23,7 @@ change the snapshot never got (a `set` cut short by the crash).
 Upgrades: the file, like the re-exec hand-over, carries the one format
 number (core.snapshot.STATE_FORMAT); `migrate()` brings an older document up
 to it one step per format, and every field is read with a default.
-tests/lifecycle/golden holds what the format-1 daemon wrote.
+tests/daemon/golden holds what the format-1 daemon wrote.
 
 Instance stdout/stderr pipes: their read ends die with the daemon, the pipes
 themselves live on in the instances (write ends). The new daemon reopens each

@@ -9,7 +9,7 @@ number on every arch since 5.1; +4000 on mips o32), listed in NEWER_UNIFIED.
 
     python3 -m pyprocd.process.syscalls._generate      # rewrites the <arch>.py tables
 
-tests/hardening/test_syscall_tables.py re-derives the tables from the headers when
+tests/process/test_syscall_tables.py re-derives the tables from the headers when
 they are installed and checks known numbers against the kernel's tables.
 """
 

@@ -113,7 +113,7 @@ def test_clean_shutdown_forgets_the_state(tmp_path):
 
 
 def _children_of(pid):
-    from tests.lifecycle.lifecycle_helpers import descendants
+    from tests.daemon.lifecycle_helpers import descendants
 
     return descendants(pid)
 
@@ -137,7 +137,7 @@ def _send_without_reply(mini, method, msg):
 
 
 def test_sigkill_during_a_big_set_leaves_nothing_unsupervised(procs, tmp_path):
-    from tests.lifecycle.lifecycle_helpers import Mini, alive, wait_for
+    from tests.daemon.lifecycle_helpers import Mini, alive, wait_for
 
     count = 200
     mini = Mini(procs, tmp_path)
@@ -168,7 +168,7 @@ def test_sigkill_during_a_big_set_leaves_nothing_unsupervised(procs, tmp_path):
 
 
 def test_respawn_just_before_a_crash_is_not_started_twice(procs, tmp_path):
-    from tests.lifecycle.lifecycle_helpers import Mini, alive, wait_for
+    from tests.daemon.lifecycle_helpers import Mini, alive, wait_for
 
     mini = Mini(procs, tmp_path)
     daemon = mini.start()

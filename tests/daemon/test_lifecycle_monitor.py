@@ -4,7 +4,7 @@ import os
 import signal
 
 from pyprocd.daemon import lifecycle
-from tests.lifecycle.lifecycle_helpers import alive, ppid_of, read_text, run_dummy, wait_for
+from tests.daemon.lifecycle_helpers import alive, ppid_of, read_text, run_dummy, wait_for
 
 
 def _daemon(marker):
@@ -96,7 +96,7 @@ def test_monitor_disables_core_dumps_after_the_first_core(procs, tmp_path):
     import subprocess
     import sys
 
-    from tests.lifecycle.lifecycle_helpers import DUMMY
+    from tests.daemon.lifecycle_helpers import DUMMY
 
     marker = tmp_path / "m"
 

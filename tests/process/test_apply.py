@@ -10,7 +10,7 @@ import pytest
 
 from pyprocd.process import harden
 from tests.conftest import needs_root
-from tests.hardening.childproc import run_hardened
+from tests.process.childproc import run_hardened
 
 # Prints its /proc/self/status, then what chdir("/") and kill(self, 0/SIGCHLD) gave.
 PROBE = r"""
@@ -148,7 +148,7 @@ def test_dropping_the_bounding_set_without_privilege_fails_loudly(tmp_path):
     plan = harden.prepare(False, path, None)
     if os.geteuid() == 0:
         # become nobody first (no keepcaps): CAP_SETPCAP is gone like in an unprivileged daemon
-        import tests.hardening.childproc as cp
+        import tests.process.childproc as cp
         result = _run_as_nobody_then_harden(cp, plan)
     else:
         result = run_hardened(probe_argv(), plan)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from tests.daemon.lifecycle_helpers import DEADLINE, alive, read_text, wait_for
 from tests.e2e.stack import Stack, object_listed
-from tests.lifecycle.lifecycle_helpers import DEADLINE, alive, read_text, wait_for
 
 
 class _SyslogReader:
@@ -115,7 +115,7 @@ def test_real_daemon_detach_reports_bad_pidfile_dir(procs, stack, tmp_path):
 
 
 def test_monitor_restarts_crashed_daemon_which_takes_instances_back(procs, stack, tmp_path):
-    from tests.lifecycle.lifecycle_helpers import ppid_of
+    from tests.daemon.lifecycle_helpers import ppid_of
 
     result, daemon = _start(stack, tmp_path, "--monitor", "--monitor-interval=0.2")
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,5 @@
 """Upgrades: what the daemon of e510d50 (state format 1) left behind is taken
-over by today's daemon with every instance re-adopted (tests/lifecycle/golden)."""
+over by today's daemon with every instance re-adopted (tests/daemon/golden)."""
 
 import json
 import os
@@ -10,7 +10,7 @@ from pyprocd.core.manager import ServiceManager
 from pyprocd.daemon import state as state_mod
 from pyprocd.daemon.survival import Survival
 from pyprocd.loop import Loop
-from tests.lifecycle.lifecycle_helpers import Mini, wait_for
+from tests.daemon.lifecycle_helpers import Mini, wait_for
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -191,7 +191,7 @@ def _install(app, source_root, commit=None):
         return
     archive = subprocess.run(
         ["git", "-C", str(source_root), "archive", commit, "src/pyprocd",
-         "tests/lifecycle/mini_daemon.py"], capture_output=True, check=True).stdout
+         "tests/daemon/mini_daemon.py"], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(app)], input=archive, check=True)
     (app / "src" / "pyprocd").rename(app / "pyprocd")
     (app / "tests" / "lifecycle" / "mini_daemon.py").rename(app / "mini_daemon.py")

@@ -5,7 +5,7 @@ import signal
 
 from pyprocd.daemon import lifecycle
 from pyprocd.daemon.pidfile import Pidfile, PidfileError, read_pidfile
-from tests.lifecycle.lifecycle_helpers import alive, read_text, run_dummy
+from tests.daemon.lifecycle_helpers import alive, read_text, run_dummy
 
 
 def _start(procs, tmp_path, *extra, name="d"):

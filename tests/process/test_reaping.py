@@ -1,4 +1,4 @@
-"""Double-forking services under pyprocd as subreaper (issue 5, user-asks #3):
+"""Double-forking services under pyprocd as subreaper (user-asks #3):
 orphans are reaped, no zombie is left, group kill takes grandchildren down, and a
 daemonising service's new pid is found from its pidfile."""
 

@@ -149,7 +149,7 @@ MINI = str(HERE / "mini_daemon.py")
 
 
 class Mini:
-    """Drives one mini daemon (tests/lifecycle/mini_daemon.py) in tmp_path."""
+    """Drives one mini daemon (tests/daemon/mini_daemon.py) in tmp_path."""
 
     def __init__(self, procs, tmp_path, name="mini", state=None):
         self.procs = procs

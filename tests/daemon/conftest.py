@@ -1,6 +1,6 @@
 import pytest
 
-from tests.lifecycle.lifecycle_helpers import Procs, set_subreaper
+from tests.daemon.lifecycle_helpers import Procs, set_subreaper
 
 
 @pytest.fixture

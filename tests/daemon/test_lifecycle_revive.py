@@ -3,7 +3,7 @@
 import os
 import signal
 
-from tests.lifecycle.lifecycle_helpers import Mini, wait_for
+from tests.daemon.lifecycle_helpers import Mini, wait_for
 
 
 def _flaky(tmp_path, name):

@@ -8,7 +8,7 @@ from pyprocd.core.manager import ServiceManager
 from pyprocd.daemon import state as state_mod
 from pyprocd.daemon.survival import Survival
 from pyprocd.loop import Loop
-from tests.lifecycle.lifecycle_helpers import Mini, alive, read_text, wait_for
+from tests.daemon.lifecycle_helpers import Mini, alive, read_text, wait_for
 
 COUNT = 50
 

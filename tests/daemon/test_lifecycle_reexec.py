@@ -6,7 +6,7 @@ import signal
 import sys
 
 from pyprocd.daemon.survival import REEXEC_SIGNAL
-from tests.lifecycle.lifecycle_helpers import Mini, wait_for
+from tests.daemon.lifecycle_helpers import Mini, wait_for
 
 LINES = 3000
 # Writes "<n>:x" every millisecond, each line in two writes 1 ms apart, so
