@@ -187,11 +187,12 @@ def _install(app, source_root, commit=None):
     if commit is None:
         shutil.copytree(source_root / "src" / "pyprocd", app / "pyprocd",
                         ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(source_root / "tests" / "lifecycle" / "mini_daemon.py", app)
+        shutil.copy(source_root / "tests" / "daemon" / "mini_daemon.py", app)
         return
     archive = subprocess.run(
         ["git", "-C", str(source_root), "archive", commit, "src/pyprocd",
-         "tests/daemon/mini_daemon.py"], capture_output=True, check=True).stdout
+         "tests/lifecycle/mini_daemon.py"],  # where the old commit kept it
+        capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(app)], input=archive, check=True)
     (app / "src" / "pyprocd").rename(app / "pyprocd")
     (app / "tests" / "lifecycle" / "mini_daemon.py").rename(app / "mini_daemon.py")
