@@ -13,7 +13,7 @@ instance.
 import os
 import stat
 
-from pyprocd.common import SpawnError
+from pyprocd.common import LOG_INFO, SpawnError
 from pyprocd.process import files
 from pyprocd.process.spawn import Spawner
 
@@ -34,6 +34,23 @@ class Host(Spawner):
             raise
         except Exception as e:  # noqa: BLE001 - the promise above: one error type
             raise SpawnError(f"cannot prepare the child: {type(e).__name__}: {e}") from None
+
+    _zygotes = None
+
+    def start_warm(self, spec, plan, on_exit, on_forked):
+        """Python instances with the `zygote` key start from a zygote (process/zygote.py);
+        never a traced or jailed one, whose plan a zygote's copy would not carry."""
+        if spec.zygote is None or spec.trace or plan.jail is not None:
+            return None
+        from pyprocd.process import zygote
+
+        if self._zygotes is None:
+            self._zygotes = zygote.Zygotes(self.loop, self.base_env, self._log_info)
+        return zygote.start_warm(self, self._zygotes, spec, plan, on_exit, on_forked)
+
+    def _log_info(self, message):
+        if self.log is not None:
+            self.log(message, LOG_INFO)
 
     @property
     def can_follow_pidfiles(self):

@@ -339,7 +339,7 @@ def _wait_for_go(go_r, go_w):
     os._exit(EXEC_FAILED)
 
 
-def _release(go_w):
+def release(go_w):
     try:
         os.write(go_w, GO)
     except OSError:
@@ -433,7 +433,7 @@ class Spawner:
             raise SpawnError(f"cannot prepare the child: {e}") from None
 
     @staticmethod
-    def _pipe(enabled, opened):
+    def pipe(enabled, opened):
         if not enabled:
             return None, None
         r, w = os.pipe()
@@ -445,10 +445,9 @@ class Spawner:
         child may go on to exec: a daemon killed before it returns leaves no
         process behind (the child sees the pipe close and exits)."""
         plan = self._plan(spec)
-        if spec.zygote is not None and not spec.trace and plan.jail is None:
-            running = self._spawn_warm(spec, plan, on_exit, on_forked)
-            if running is not None:
-                return running
+        running = self.start_warm(spec, plan, on_exit, on_forked)
+        if running is not None:
+            return running
         elif on_forked is None and spawns_simply(spec, plan):
             running = self._spawn_simple(spec, plan, on_exit)
             if running is not None:
@@ -456,10 +455,10 @@ class Spawner:
         fds = []   # every pipe end opened so far, closed on any failure
         stage = "pipe"
         try:
-            out_r, out_w = self._pipe(spec.stdout, fds)
-            err_r_log, err_w_log = self._pipe(spec.stderr, fds)
-            err_r, err_w = self._pipe(True, fds)
-            go_r, go_w = self._pipe(on_forked is not None, fds)
+            out_r, out_w = self.pipe(spec.stdout, fds)
+            err_r_log, err_w_log = self.pipe(spec.stderr, fds)
+            err_r, err_w = self.pipe(True, fds)
+            go_r, go_w = self.pipe(on_forked is not None, fds)
             stage = "fork"
             pid, plan.signal_mask = fork_signals_blocked()
         except OSError as e:
@@ -472,10 +471,10 @@ class Spawner:
             if fd is not None:
                 os.close(fd)
         try:
-            return self._started(spec, pid, err_r, out_r, err_r_log, on_exit, on_forked)
+            return self.started(spec, pid, err_r, out_r, err_r_log, on_exit, on_forked)
         finally:
             if go_w is not None:
-                _release(go_w)
+                release(go_w)
 
     def _spawn_simple(self, spec, plan, on_exit):
         """posix_spawn: no copy of the daemon's page tables, no Python in the child.
@@ -489,8 +488,8 @@ class Spawner:
             return None
         fds = []
         try:
-            out_r, out_w = self._pipe(spec.stdout, fds)
-            err_r_log, err_w_log = self._pipe(spec.stderr, fds)
+            out_r, out_w = self.pipe(spec.stdout, fds)
+            err_r_log, err_w_log = self.pipe(spec.stderr, fds)
             null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             fds.append(null)
             stdio = (null, out_w if out_w is not None else null,
@@ -505,9 +504,9 @@ class Spawner:
         for fd in (out_w, err_w_log, null):
             if fd is not None:
                 os.close(fd)
-        return self._started(spec, pid, None, out_r, err_r_log, on_exit, None)
+        return self.started(spec, pid, None, out_r, err_r_log, on_exit, None)
 
-    def _started(self, spec, pid, err_r, out_r, err_r_log, on_exit, on_forked):
+    def started(self, spec, pid, err_r, out_r, err_r_log, on_exit, on_forked):
         running = Running(pid, err_r, spec.uid or None)
         if spec.pidfile:
             from pyprocd.process.procfs import start_ticks  # only pidfile instances need it
@@ -526,54 +525,8 @@ class Spawner:
             on_forked(running)
         return running
 
-    # -- warm starts (process/zygote.py) ----------------------------------------
-
-    _zygotes = None
-
-    def _spawn_warm(self, spec, plan, on_exit, on_forked):
-        """Start from a zygote; None when this start must be cold (the reason is logged)."""
-        from pyprocd.process import zygote
-
-        label = f"{spec.name}: warm start"
-        run = zygote.python_command(list(spec.command))
-        if run is None:
-            self._say(f"{label} impossible, the command is not `python3 SCRIPT|-m MODULE ...`: "
-                      "cold start")
-            return None
-        if not self.subreaper:
-            self._say(f"{label} needs the daemon to be a child subreaper: cold start")
-            return None
-        if self._zygotes is None:
-            self._zygotes = zygote.Zygotes(self.loop, self.base_env, self._say)
-        ready = self._zygotes.ready(run[0], spec.zygote)
-        if ready is None:
-            self._say(f"{label}: the zygote is not ready yet: cold start")
-            return None
-        fds = []
-        try:
-            out_r, out_w = self._pipe(spec.stdout, fds)
-            err_r_log, err_w_log = self._pipe(spec.stderr, fds)
-            err_r, err_w = self._pipe(True, fds)
-            go_r, go_w = self._pipe(True, fds)
-            sent = [fd for fd in (out_w, err_w_log, err_w, go_r) if fd is not None]
-            request = zygote.request_fields(plan, run[1],
-                                            [out_w is not None, err_w_log is not None, True, True])
-            pid = ready.start(request, sent)
-        except (OSError, zygote.ZygoteUnavailable) as e:
-            for fd in fds:
-                os.close(fd)
-            self._say(f"{label} failed ({e}): cold start")
-            return None
-        for fd in sent:
-            os.close(fd)
-        try:
-            return self._started(spec, pid, err_r, out_r, err_r_log, on_exit, on_forked)
-        finally:
-            _release(go_w)  # watched and recorded: it may run (and exit)
-
-    def _say(self, message):
-        if self.log is not None:
-            self.log(message, LOG_INFO)
+    def start_warm(self, spec, plan, on_exit, on_forked):
+        """A start without forking the daemon (process/host.py: zygotes); None: fork."""
 
     def _read_exec_error(self, running):
         """EOF without data = exec succeeded (the pipe is close-on-exec)."""

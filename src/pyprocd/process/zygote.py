@@ -178,6 +178,51 @@ class Zygote:
             raise ZygoteUnavailable(str(e)) from None
 
 
+def start_warm(spawner, zygotes, spec, plan, on_exit, on_forked):
+    """Start an instance from a zygote: the spawner's Running, or None when this start
+    must be cold (the reason is logged)."""
+    from pyprocd.common import LOG_INFO
+    from pyprocd.process.spawn import release
+
+    def say(message):
+        if spawner.log is not None:
+            spawner.log(message, LOG_INFO)
+
+    label = f"{spec.name}: warm start"
+    run = python_command(list(spec.command))
+    if run is None:
+        say(f"{label} impossible, the command is not `python3 SCRIPT|-m MODULE ...`: cold start")
+        return None
+    if not spawner.subreaper:
+        say(f"{label} needs the daemon to be a child subreaper: cold start")
+        return None
+    ready = zygotes.ready(run[0], spec.zygote)
+    if ready is None:
+        say(f"{label}: the zygote is not ready yet: cold start")
+        return None
+    fds = []
+    try:
+        out_r, out_w = spawner.pipe(spec.stdout, fds)
+        err_r_log, err_w_log = spawner.pipe(spec.stderr, fds)
+        err_r, err_w = spawner.pipe(True, fds)
+        go_r, go_w = spawner.pipe(True, fds)
+        sent = [fd for fd in (out_w, err_w_log, err_w, go_r) if fd is not None]
+        request = request_fields(plan, run[1], [out_w is not None, err_w_log is not None,
+                                                True, True])
+        pid = ready.start(request, sent)
+    except (OSError, ZygoteUnavailable) as e:
+        for fd in fds:
+            os.close(fd)
+        say(f"{label} failed ({e}): cold start")
+        return None
+    for fd in sent:
+        os.close(fd)
+    try:
+        return spawner.started(spec, pid, err_r, out_r, err_r_log, on_exit, on_forked)
+    finally:
+        release(go_w)  # watched and recorded: it may run (and exit)
+
+
 def _python_ignored():
     import _signal
 
