@@ -1,5 +1,6 @@
 """`make run` (python3 -m pyprocd.demo): starts, serves the demo, stops with nothing left."""
 
+import contextlib
 import os
 import re
 import selectors
@@ -48,12 +49,27 @@ def _instances(socket_path):
     return {name: svc["instances"]["main"] for name, svc in replies[0].items()}
 
 
-def test_demo_runs_and_stops_cleanly(tmp_path):
+@contextlib.contextmanager
+def running_demo(tmp_path):
+    """`python3 -m pyprocd.demo` with its stdout piped to us; stopped the orderly way
+    (SIGTERM, then SIGKILL only if that fails) whatever the test did."""
     with open(tmp_path / "demo.stderr", "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "pyprocd.demo"], stdout=subprocess.PIPE,
                                 stderr=err)
     try:
-        out = Output(proc)
+        yield proc, Output(proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_demo_runs_and_stops_cleanly(tmp_path):
+    with running_demo(tmp_path) as (proc, out):
         m = out.until(r"bus pid (\d+), daemon pid (\d+)")
         bus_pid, daemon_pid = int(m.group(1)), int(m.group(2))
         m = out.until(r"python3 -m pyprocd ubus -s (\S+) call service list")
@@ -72,23 +88,11 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
         for pid in [bus_pid, daemon_pid, *pids]:
             assert not pid_alive(pid), pid
         assert not os.path.exists(os.path.dirname(socket_path))
-    finally:
-        if proc.poll() is None:  # a failure above: stop it the orderly way first
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def test_demo_with_closed_stdout_stops_cleanly(tmp_path):
     """`make run | head`: the reader goes away; a stop still takes every process with it."""
-    with open(tmp_path / "demo.stderr", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "pyprocd.demo"], stdout=subprocess.PIPE,
-                                stderr=err)
-    try:
-        out = Output(proc)
+    with running_demo(tmp_path) as (proc, out):
         m = out.until(r"bus pid (\d+), daemon pid (\d+)")
         bus_pid, daemon_pid = int(m.group(1)), int(m.group(2))
         socket_path = out.until(r"python3 -m pyprocd ubus -s (\S+) call service list").group(1)
@@ -102,23 +106,11 @@ def test_demo_with_closed_stdout_stops_cleanly(tmp_path):
         for pid in [bus_pid, daemon_pid, *pids]:
             assert wait_for(lambda pid=pid: not pid_alive(pid), 30, 0.1), pid
         assert not os.path.exists(os.path.dirname(socket_path))
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def test_demo_banner_signal_example_keeps_the_talker(tmp_path):
     """The banner suggests `signal 10` to the talker: it must answer, not die for good."""
-    with open(tmp_path / "demo.stderr", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "pyprocd.demo"], stdout=subprocess.PIPE,
-                                stderr=err)
-    try:
-        out = Output(proc)
+    with running_demo(tmp_path) as (_proc, out):
         socket_path = out.until(r"python3 -m pyprocd ubus -s (\S+) call service list").group(1)
         assert '"signal":10' in out.until(r"call service signal '(.*)'").group(1)
         assert wait_for(lambda: _instances(socket_path)["talker"].get("running"), 60, 0.2)
@@ -130,10 +122,3 @@ def test_demo_banner_signal_example_keeps_the_talker(tmp_path):
                         (tmp_path / "demo.stderr").read_text(errors="replace"), 60, 0.2)
         assert _instances(socket_path)["talker"].get("pid") == talker
         assert pid_alive(talker)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
