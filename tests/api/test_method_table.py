@@ -17,6 +17,8 @@ SLEEP = ["/bin/sleep", "1000"]
 class Recorder:
     """Stands in for the daemon's state file."""
 
+    active = True  # recording: spawns wait until they are on record, as with the real one
+
     def __init__(self):
         self.changes = 0
 
