@@ -30,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SRC = os.path.join(ROOT, "src")
-MINI = os.path.join(ROOT, "tests", "lifecycle", "mini_daemon.py")
+MINI = os.path.join(ROOT, "tests", "daemon", "mini_daemon.py")
 DEADLINE = 300.0
 
 
@@ -121,11 +121,13 @@ class _Daemon:
 
     def stop(self, pids):
         if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            _reap(self.pid)
+            for sig in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL if SIGTERM did not end it
+                try:
+                    os.kill(self.pid, sig)
+                except ProcessLookupError:
+                    break
+                if _reap(self.pid):
+                    break
         for pid in pids:  # instances adopted after the SIGKILL are our children now
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -135,15 +137,21 @@ class _Daemon:
 
 
 def _reap(pid):
+    """Wait for pid to end (reaped if it is our child); False if it is still running."""
     try:
         os.waitpid(pid, 0)
+        return True
     except ChildProcessError:
         deadline = time.monotonic() + DEADLINE
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rpartition(")")[2].split()[0] == "Z":
-                    return
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rpartition(")")[2].split()[0] == "Z":
+                        return True
+            except OSError:
+                return True
             time.sleep(0.01)
+        return False
 
 
 def run(quick):
