@@ -364,8 +364,9 @@ def build_payload(ipk, out, workdir):
     # The kernel opens /dev/console before /init runs.
     cpio.add_chardev("dev/console", 5, 1)
     cpio.add_chardev("dev/null", 1, 3, 0o666)
-    # busybox init reads /etc/inittab; /init is busybox itself.
-    cpio.add_symlink("init", "/bin/busybox")
+    # /init moves the root off the initramfs (jails need pivot_root), then runs
+    # busybox init, which reads /etc/inittab.
+    cpio.add_file("init", (GUEST / "init").read_bytes(), 0o755)
     cpio.add_file("etc/inittab", (GUEST / "inittab").read_bytes())
     cpio.add_file("etc/passwd", PASSWD.encode())
     cpio.add_file("etc/group", GROUP.encode())
