@@ -207,7 +207,7 @@ def random_ere(rnd, depth=0):
     branches: glibc mishandles anchors inside repeated groups)."""
     def atom():
         r = rnd.random()
-        if depth < 3 and r < 0.25:
+        if depth < 2 and r < 0.25:  # deeper nests of counted repeats stall glibc
             return "(" + random_ere(rnd, depth + 1) + ")"
         if r < 0.35:
             return rnd.choice(["[ab]", "[^a]", "[a-b]", "[[:alpha:]]", "[]a]", "\\.", "[.c]"])
@@ -226,7 +226,10 @@ def random_ere(rnd, depth=0):
     return "|".join(branch() for _ in range(rnd.randint(1, 3)))
 
 
-@settings(max_examples=400, deadline=None,
+# derandomize: the same 400 cases every run. The reference is the C library, whose
+# regcomp/regexec can take minutes on nested counted repeats; a C call cannot be
+# interrupted by the test timeout, so a random run could hang CI.
+@settings(max_examples=400, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.randoms(use_true_random=False), st.text(alphabet="abc.", max_size=9))
 def test_random_patterns_match_as_the_c_library_does(libc_search, rnd, text):
