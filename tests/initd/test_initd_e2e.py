@@ -9,6 +9,7 @@ test's own config directory. What the daemon then holds is read back with
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -68,9 +69,13 @@ class Host:
 @pytest.fixture
 def host(tmp_path):
     h = Host(tmp_path)
+    # a syslog receiver, as on a router: a jail with `log` needs the socket to exist
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind(h.stack.syslog)
     h.stack.start()
     yield h
     h.stack.close()
+    log.close()
 
 
 KITDHCP = """config dnsmasq 'main'
@@ -120,14 +125,14 @@ def test_dnsmasq_like_service_start_reload_stop(host):
 def test_dropbear_like_jailed_service_start_reload_stop(host):
     host.script("kitssh")
     host.config("kitssh", "config dropbear 'main'\n\toption port '22'\n")
-    # PROCD_DEBUG=1 shows the message as sent; procd's list (like pyprocd's)
-    # shows no jail where ujail is missing
+    # PROCD_DEBUG=1 shows the message as sent
     rc, out, err = host.initd_run("kitssh", "start", env={"PROCD_DEBUG": "1"})
     assert (rc, out) == (0, "")
     sent = json.loads(err)
     assert sent["instances"]["instance1"]["jail"] == {
-        "name": "kitssh", "log": True, "mount": {"/etc/passwd": "0", "/etc/group": "0"}}
-    assert wait_for(lambda: "instance1" in host.running("kitssh"))
+        "name": "kitssh", "log": True,
+        "mount": {"/etc/passwd": "0", "/etc/group": "0", "/bin/sleep": "0"}}
+    assert wait_for(lambda: "instance1" in host.running("kitssh")), host.service("kitssh")
     inst = host.service("kitssh")["instances"]["instance1"]
     assert inst["command"][-2:] == ["-p", "22"]
 
