@@ -115,6 +115,9 @@ def test_demo_banner_signal_example_keeps_the_talker(tmp_path):
         assert '"signal":10' in out.until(r"call service signal '(.*)'").group(1)
         assert wait_for(lambda: _instances(socket_path)["talker"].get("running"), 60, 0.2)
         talker = _instances(socket_path)["talker"]["pid"]
+        # like a person reading the banner: signal once the talker talks (its trap is set)
+        assert wait_for(lambda: "talker: tick" in
+                        (tmp_path / "demo.stderr").read_text(errors="replace"), 60, 0.2)
         with BlockingUbus(socket_path, timeout=10) as bus:
             assert bus.call("service", "signal", {"name": "talker", "signal": 10})[0] == 0
         # the trap runs once the talker's current `sleep 5` returns

@@ -129,7 +129,10 @@ def _program(pid):
     while time.monotonic() < deadline:
         kids = _read(f"/proc/{pid}/task/{pid}/children").split()
         try:
-            if kids and os.path.basename(os.readlink(f"/proc/{kids[0]}/exe")) in PROGRAMS:
+            # /proc/PID/exe changes early in execve; argv and environ are
+            # readable only once the new stack is built, so wait for both.
+            if (kids and os.path.basename(os.readlink(f"/proc/{kids[0]}/exe")) in PROGRAMS
+                    and _read(f"/proc/{kids[0]}/cmdline", "rb")):
                 return int(kids[0])
         except OSError:
             pass
