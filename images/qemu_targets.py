@@ -11,10 +11,14 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 
 # What the guest runs: busybox as /bin/sh and userland (OpenWrt's shell is
 # busybox ash), python3 + cffi (pyprocd's runtime), pytest for the project's
-# own process-layer tests.
+# own process-layer tests; chiark-utils' prefork-interp client, which init
+# scripts use to run pyprocd's short commands through a warm interpreter (its
+# binary links libnettle and libuv, only Recommends of the package, and
+# mmdebstrap installs no Recommends).
 PACKAGES = [
     "dpkg", "busybox", "libc-bin", "base-files", "base-passwd", "debianutils",
     "python3", "python3-cffi", "python3-pytest",
+    "chiark-utils-bin", "libnettle8", "libuv1",
 ]
 
 # Dropped from the root before packing: docs, locales, charset converters,

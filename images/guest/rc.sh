@@ -13,6 +13,9 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
 # what OpenWrt's boot creates (rc.common locks in /var/lock)
 mkdir -p /var/log /var/run/ubus /run/lock /var/state  # /var/lock -> /run/lock
+# prefork-interp keeps its sockets here when it is root's and private, else
+# under root's home (flash on a router): one boot line keeps them in tmpfs.
+mkdir -p -m 0700 /var/run/user/0
 hostname qemu-router
 echo "@@QT BOOT uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) machine=$(uname -m)"
 
