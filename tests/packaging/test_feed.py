@@ -165,4 +165,5 @@ def test_whole_repository_works_as_a_src_git_feed():
             with open(path, errors="replace") as f:
                 if pattern.search(f.read()):
                     found.append(os.path.relpath(path, ROOT))
-    assert found == ["feeds/pyprocd/pyprocd/Makefile"]
+    assert sorted(found) == ["feeds/pyprocd/prefork-interp/Makefile",
+                             "feeds/pyprocd/pyprocd/Makefile"]

@@ -3,6 +3,12 @@
 # python3-package.mk use, with the meaning OpenWrt gives them.
 INCLUDE_DIR:=$(TOPDIR)/include
 BUILD_DIR?=$(TOPDIR)/build_dir
+DL_DIR?=$(TOPDIR)/dl
+# The cross toolchain (the tests pass a stand-in compiler as TARGET_CC).
+TARGET_CC?=cc
+TARGET_CFLAGS?=-Os -pipe
+TARGET_CPPFLAGS?=-I$(TOPDIR)/staging_dir/target/usr/include
+TARGET_LDFLAGS?=-L$(TOPDIR)/staging_dir/target/usr/lib
 empty:=
 space:=$(empty) $(empty)
 comma:=,

@@ -9,7 +9,12 @@
 PKG_BUILD_DIR?=$(BUILD_DIR)/$(PKG_NAME)-$(PKG_VERSION)
 PKG_INSTALL_DIR?=$(PKG_BUILD_DIR)/ipkg-install
 
+# The default preparation of a package with a source tarball: unpack
+# $(DL_DIR)/$(PKG_SOURCE) into $(PKG_BUILD_DIR) without its top directory
+# (the real one also applies patches/; download and hash check are not
+# emulated: the tests put the tarball in DL_DIR).
 define Build/Prepare
+$(if $(PKG_SOURCE),mkdir -p $(PKG_BUILD_DIR) && tar -C $(PKG_BUILD_DIR) --strip-components=1 -xf $(DL_DIR)/$(PKG_SOURCE))
 endef
 define Build/Configure
 endef
@@ -30,14 +35,16 @@ define BuildPackage
   TITLE:=
   DEPENDS:=
   PKGARCH:=
+  URL:=
   $(eval $(Package/$(1)))
-  MOCK_FIELDS_$(1):=SECTION=$(SECTION)|CATEGORY=$(CATEGORY)|TITLE=$(TITLE)|DEPENDS=$(strip $(DEPENDS))|PKGARCH=$(PKGARCH)
+  MOCK_FIELDS_$(1):=SECTION=$(SECTION)|CATEGORY=$(CATEGORY)|TITLE=$(TITLE)|DEPENDS=$(strip $(DEPENDS))|PKGARCH=$(PKGARCH)|URL=$(URL)
 
   mock-info: mock-info-$(1)
   mock-info-$(1):
 	@echo "PACKAGE=$(1)"
 	@echo "PKG_NAME=$(PKG_NAME)|PKG_VERSION=$(PKG_VERSION)|PKG_RELEASE=$(PKG_RELEASE)|PKG_LICENSE=$(PKG_LICENSE)|PKG_MAINTAINER=$(PKG_MAINTAINER)|PKG_BUILD_DEPENDS=$(PKG_BUILD_DEPENDS)" | tr '|' '\n'
 	@echo "$$(MOCK_FIELDS_$(1))" | tr '|' '\n'
+	@echo "PKG_SOURCE=$(PKG_SOURCE)|PKG_SOURCE_URL=$(PKG_SOURCE_URL)|PKG_HASH=$(PKG_HASH)|PKG_BUILD_DIR=$(PKG_BUILD_DIR)|PKG_LICENSE_FILES=$(PKG_LICENSE_FILES)" | tr '|' '\n'
 	@echo "SOURCE_DIR=$(PYPROCD_SOURCE_DIR)"
 
   mock-install: mock-install-$(1)
