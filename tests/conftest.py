@@ -1,6 +1,7 @@
 """Shared test setup: import pyprocd from src/, and helpers every layer uses."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -14,6 +15,14 @@ if str(SRC) not in sys.path:
 os.environ["PYTHONPATH"] = str(SRC) + (
     os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""
 )
+
+# A suite started under `nohup` or as a background job inherits SIGHUP (or
+# SIGQUIT) ignored, and children keep an inherited ignore across exec (as
+# under procd): a shell's `trap ... HUP` then silently does nothing. The tests
+# describe a normally started system, so they start from default dispositions.
+for _sig in ("SIGHUP", "SIGQUIT"):
+    if signal.getsignal(getattr(signal, _sig)) == signal.SIG_IGN:
+        signal.signal(getattr(signal, _sig), signal.SIG_DFL)
 
 VECTORS = ROOT.parent / "shared" / "vectors"
 IS_ROOT = os.geteuid() == 0
