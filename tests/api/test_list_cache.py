@@ -96,7 +96,7 @@ def test_unchanged_instances_are_neither_rebuilt_nor_reencoded(sup, monkeypatch)
     assert len(tables) <= 3  # the reply's own tables: service "m" and its "instances"
 
     victim = sup.inst("m", "i042")
-    sup.call("signal", {"name": "m", "instance": "i042", "signal": signal.SIGKILL})
+    assert sup.call("signal", {"name": "m", "instance": "i042", "signal": int(signal.SIGKILL)})[0] == 0
     assert sup.wait(lambda: not victim.running)
     _, after = sup.call("list", {})
     assert len(rebuilt) == 1  # only the one that changed
