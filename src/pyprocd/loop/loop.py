@@ -2,7 +2,8 @@
 
 Why not asyncio: importing it costs about 9 MB of RSS, more than the rest of
 the daemon; on a 64 MB router that matters. This loop is ~200 lines over
-`selectors` (epoll), and it never wakes up unless something happened: no
+epoll (`select.epoll` itself: `selectors` would bring `collections` and
+`math` for the daemon's life), and it never wakes up unless something happened: no
 periodic tick, the poll timeout is the next timer or infinity.
 
 Child exits: every watched child gets a pidfd (Linux >= 5.3), which becomes
@@ -15,12 +16,12 @@ dispatched exactly once and no zombie is left.
 
 import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
 import errno
-import heapq
 import itertools
 import os
-import selectors
+import select
 import sys
 import time
+from _heapq import heapify, heappop, heappush  # C module: `heapq` is the same plus Python we never call
 
 # epoll_wait takes a C int of milliseconds (about 24.8 days): the loop never
 # waits longer than this at once; a timer further out just costs one wake-up
@@ -62,7 +63,8 @@ def _ignore_signal(signum, frame):
 
 class Loop:
     def __init__(self, on_orphan_reaped=None):
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        self._fds = {}  # fd -> [reader, writer] callbacks, either may be None
         self._timers = []
         self._cancelled = 0
         self._seq = itertools.count()
@@ -86,7 +88,7 @@ class Loop:
     def call_later(self, delay, callback, *args):
         delay = max(0.0, min(delay, MAX_DELAY))
         timer = Timer(self, self.time() + delay, next(self._seq), callback, args)
-        heapq.heappush(self._timers, timer)
+        heappush(self._timers, timer)
         return timer
 
     def call_soon(self, callback, *args):
@@ -98,31 +100,36 @@ class Loop:
         # then so the heap does not grow without bound.
         if self._cancelled > 64 and self._cancelled > len(self._timers) // 2:
             self._timers = [t for t in self._timers if not t.cancelled]
-            heapq.heapify(self._timers)
+            heapify(self._timers)
             self._cancelled = 0
 
     # -- file descriptors --------------------------------------------------
 
     def _update(self, fd, reader, writer):
-        try:
-            key = self._selector.get_key(fd)
-        except KeyError:
-            key = None
+        handlers = self._fds.get(fd)
         if reader is None and writer is None:
-            if key is not None:
-                self._selector.unregister(fd)
+            if handlers is not None:
+                del self._fds[fd]
+                try:
+                    self._epoll.unregister(fd)
+                except OSError:
+                    pass  # already closed: the kernel dropped it with the file
             return
-        events = (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
-        if key is None:
-            self._selector.register(fd, events, (reader, writer))
-        else:
-            self._selector.modify(fd, events, (reader, writer))
+        events = (select.EPOLLIN if reader else 0) | (select.EPOLLOUT if writer else 0)
+        if handlers is None:
+            self._epoll.register(fd, events)
+            self._fds[fd] = [reader, writer]
+            return
+        if events != (select.EPOLLIN if handlers[0] else 0) | (select.EPOLLOUT if handlers[1] else 0):
+            try:
+                self._epoll.modify(fd, events)
+            except OSError:
+                del self._fds[fd]  # closed behind our back: forget it, as unregister would
+                raise
+        handlers[0], handlers[1] = reader, writer
 
     def _handlers(self, fd):
-        try:
-            return self._selector.get_key(fd).data
-        except KeyError:
-            return (None, None)
+        return self._fds.get(fd) or (None, None)
 
     def add_reader(self, fd, callback):
         """callback() is called whenever fd is readable."""
@@ -263,7 +270,7 @@ class Loop:
 
     def _next_timeout(self):
         while self._timers and self._timers[0].cancelled:
-            heapq.heappop(self._timers)
+            heappop(self._timers)
             self._cancelled = max(0, self._cancelled - 1)
         if not self._timers:
             return None
@@ -272,7 +279,7 @@ class Loop:
     def _run_timers(self):
         now = self.time()
         while self._timers and self._timers[0].when <= now:
-            timer = heapq.heappop(self._timers)
+            timer = heappop(self._timers)
             if timer.cancelled:
                 self._cancelled = max(0, self._cancelled - 1)
                 continue
@@ -289,19 +296,20 @@ class Loop:
         if timeout is not None:
             timeout = min(timeout, MAX_WAIT)
         try:
-            events = self._selector.select(timeout)
-        except OSError as e:  # pragma: no cover - select itself failing
-            if e.errno != errno.EINTR:
-                raise
+            events = self._epoll.poll(-1 if timeout is None else timeout, max(len(self._fds), 1))
+        except InterruptedError:
             events = []
-        for key, mask in events:
-            reader, writer = key.data
-            if mask & selectors.EVENT_READ and reader is not None:
+        for fd, mask in events:
+            # Looked up now, not at poll time: an earlier callback of this
+            # round may have removed or replaced them. An error or hang-up
+            # counts as both readable and writable (as with selectors), so
+            # the handler sees it on its next read or write.
+            reader = self._handlers(fd)[0]
+            if mask & ~select.EPOLLOUT and reader is not None:
                 self._call(reader)
-            if mask & selectors.EVENT_WRITE and writer is not None:
-                # The reader may have unregistered the fd meanwhile.
-                if self._handlers(key.fd)[1] is writer:
-                    self._call(writer)
+            writer = self._handlers(fd)[1]
+            if mask & ~select.EPOLLIN and writer is not None:
+                self._call(writer)
         self._run_timers()
 
     def _call(self, callback, *args):
@@ -343,7 +351,8 @@ class Loop:
             os.close(self._wakeup_r)
             os.close(self._wakeup_w)
             self._wakeup_r = self._wakeup_w = None
-        self._selector.close()
+        self._fds.clear()
+        self._epoll.close()
 
 
 def log_exception(where):
