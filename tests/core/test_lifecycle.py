@@ -49,6 +49,16 @@ def test_crash_loop_gives_up_with_detailed_notifications(sup):
     assert any("crash loop 3 crashes" in line for line in sup.log.lines)
 
 
+def test_list_keeps_the_last_five_exits_oldest_first(sup):
+    sup.call("set", {"name": "h", "instances": {"i": {
+        "command": ["/bin/sh", "-c", "exit 7"], "respawn": ["3600", "0", "7"]}}})
+    inst = sup.inst("h", "i")
+    assert sup.wait(lambda: inst.failed)
+    out = listed(sup, "h", "i", verbose=True)
+    # seven crashes, the last five of them shown: respawn counts 3..7 in order
+    assert [e["respawn_count"] for e in out["exits"]] == [3, 4, 5, 6, 7]
+
+
 def test_respawn_forever_with_retry_zero_and_counter_reset(sup, tmp_path):
     marker = tmp_path / "runs"
     sup.call("set", {"name": "r", "instances": {"i": {

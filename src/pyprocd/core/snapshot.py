@@ -10,7 +10,7 @@ time, log pipe fds) and `adopt(entry, on_exit) -> (proc, elapsed_s) | None`
 """
 
 from pyprocd.common import LOG_WARNING
-from pyprocd.core.instance import ExitRecord, Instance
+from pyprocd.core.instance import EXIT_HISTORY, ExitRecord, Instance
 from pyprocd.core.manager import Service
 from pyprocd.core.spec import parse_instance
 
@@ -176,6 +176,7 @@ def _instance_from(mgr, svc, entry):
     for e in _list(entry.get("exits")):
         if type(e) is list and len(e) == 6:
             inst.exits.append(ExitRecord(*e))
+    del inst.exits[:-EXIT_HISTORY]
     if mgr.triggers is not None and spec.triggers:
         mgr.triggers.set_triggers(svc.name, inst.name, spec.triggers)
     return inst

@@ -12,7 +12,7 @@ import errno
 import os
 import sys
 import time
-from collections import deque
+from _collections import deque  # C module: `collections` costs the daemon ~0.3 MB
 
 from pyprocd.common import LOG_DAEMON, LOG_NOTICE, LOG_WARNING
 
