@@ -45,3 +45,27 @@ def test_daemon_does_not_import_json_or_re():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          check=False)  # a failure shows its stderr in the assertion below
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_encoding_a_big_state_needs_little_more_memory_than_its_output():
+    """The daemon writes its state after every burst; a burst's write must not
+    leave the daemon's heap grown by many times the file (the memory Python
+    touched stays with the process)."""
+    import tracemalloc
+
+    instance = {"pid": 12345, "start_ticks": 987654321, "respawn_count": 0, "state": "running",
+                "exits": [], "watchdog": [0, 30, False], "spawn_error": None, "halt": False,
+                "command": ["/usr/sbin/daemon", "-f", "--config", "/etc/daemon.conf"]}
+    state = {"format": 2, "services": {f"s{k}": {"instances": {f"i{j}": dict(instance)
+                                                                for j in range(10)}}
+                                       for k in range(30)}}
+    tracemalloc.start()
+    try:
+        out = encode(state)
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out = encode(state)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak <= 3 * len(out), (peak, len(out))

@@ -103,46 +103,38 @@ def encode(state):
 
     The state is rewritten while the daemon runs; importing `json` (which
     drags in `re`) would cost ~1 MB of RAM for the daemon's whole life. The
-    C string escaper json itself uses comes from `_json`, alone.
+    C string escaper json itself uses comes from `_json`, alone. Each
+    container is joined as soon as it is done, so a write holds about twice
+    the file in memory, not a list of every token in it (the heap a burst
+    touches stays with the daemon).
     """
-    out = []
-    _dump(state, out)
-    return "".join(out).encode()
+    return _dump(state).encode()
 
 
-def _dump(value, out):
+def _dump(value):
     from _json import encode_basestring_ascii as quote
 
     if isinstance(value, str):
-        out.append(quote(value))
-    elif value is None or isinstance(value, bool):
-        out.append({None: "null", True: "true", False: "false"}[value])
-    elif isinstance(value, int):
-        out.append(int.__repr__(value))
-    elif isinstance(value, float):
+        return quote(value)
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"cannot store {value!r} in the state")
-        out.append(float.__repr__(value))
-    elif isinstance(value, dict):
-        out.append("{")
-        for i, (key, item) in enumerate(value.items()):
-            if i:
-                out.append(",")
-            if not isinstance(key, str):
-                raise TypeError(f"state keys must be strings, not {type(key).__name__}")
-            out.append(quote(key))
-            out.append(":")
-            _dump(item, out)
-        out.append("}")
-    elif isinstance(value, (list, tuple)):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _dump(item, out)
-        out.append("]")
-    else:
-        raise TypeError(f"cannot store {type(value).__name__} in the state")
+        return float.__repr__(value)
+    if isinstance(value, dict):
+        return "{" + ",".join([_member(key, item, quote) for key, item in value.items()]) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join([_dump(item) for item in value]) + "]"
+    raise TypeError(f"cannot store {type(value).__name__} in the state")
+
+
+def _member(key, item, quote):
+    if not isinstance(key, str):
+        raise TypeError(f"state keys must be strings, not {type(key).__name__}")
+    return quote(key) + ":" + _dump(item)
 
 
 def decode(data):
