@@ -252,7 +252,7 @@ def main(preload):
     own_path = os.environ.pop("PYPROCD_ZYGOTE_PATH", None)
     sock = socket.socket(fileno=ZYGOTE_FD)
     # What every service start needs, imported once here rather than in each service
-    for name in ("pyprocd.process.spawn", "runpy", "traceback", "atexit", *preload):
+    for name in ("pyprocd.process.spawn", "runpy", "atexit", *preload):
         importlib.import_module(name)
     # Our package's path was added for this module only: not the services' sys.path.
     if own_path and own_path in sys.path:
@@ -333,10 +333,8 @@ def _unpack_optional(request, fds):
 def run_as_fresh_interpreter(run, plan):
     """Run the script or module as `python3 script args` would; the exit status."""
     import atexit
-    import runpy
     import signal
     import sys
-    import traceback
 
     kind, target = run
     os.environb.clear()
@@ -347,39 +345,123 @@ def run_as_fresh_interpreter(run, plan):
     args = [os.fsdecode(a) for a in plan.argv]
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=os.isatty(stream.fileno()))
+    main = None
     try:
         if kind == "module":
+            import runpy
+
             sys.argv = [target, *args[3:]]
             sys.path[0:0] = [os.getcwd()]
             runpy.run_module(target, run_name="__main__", alter_sys=True)
         else:
             sys.argv = args[1:]
             sys.path[0:0] = [os.path.dirname(os.path.abspath(target))]
-            runpy.run_path(target, run_name="__main__")
+            main, source = _fresh_main(target)
+            if main is not None:
+                script = compile(source, main.__file__, "exec", dont_inherit=True)
+                exec(script, main.__dict__)  # noqa: S102 - running it is the point
         code = 0
+    except _CannotOpen as e:
+        print(f"{args[0]}: can't open file {e.filename!r}: [Errno {e.errno}] {e.strerror}",
+              file=sys.stderr)
+        code = 2
     except SystemExit as e:
+        # CPython exits from here: the script's __file__ stays for the atexit handlers
+        main = None
         code = _exit_code(e.code)
     except KeyboardInterrupt as e:
-        _print_script_traceback(traceback, runpy, e)
+        _print_script_traceback(e)
+        _forget_file(main)
         _flush_and_run_atexit(atexit, sys)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)  # as CPython does: die of the signal
         code = 130
     except BaseException as e:  # noqa: BLE001 - an uncaught exception: traceback, exit 1
-        _print_script_traceback(traceback, runpy, e)
-        code = 1
+        code = _print_script_traceback(e)
+    _forget_file(main)
     _flush_and_run_atexit(atexit, sys)
     return code
 
 
-def _print_script_traceback(traceback, runpy, error):
-    """The traceback a cold interpreter prints: from the script's frame on, without ours."""
-    ours = (os.path.abspath(__file__), runpy.__file__)
+class _CannotOpen(OSError):
+    """The script cannot be read: CPython says so in one line and exits 2."""
+
+
+def _fresh_main(path):
+    """(the `__main__` module `python3 path` runs its script in, the script's source);
+    (None, None) when runpy ran it (a directory, an archive, compiled code).
+
+    Done here rather than by runpy.run_path, which first asks every import hook
+    whether the path is an archive: work (and pages written) a cold start skips."""
+    import builtins
+    import io
+    import stat
+    import sys
+    from importlib.machinery import SourceFileLoader
+
+    try:
+        runs_elsewhere = not stat.S_ISREG(os.stat(path).st_mode) or path.endswith(".pyc")
+    except OSError:
+        runs_elsewhere = False  # reported below, as CPython does
+    if runs_elsewhere:
+        import runpy  # a directory, an archive or compiled code: runpy knows those
+
+        runpy.run_path(path, run_name="__main__")
+        return None, None
+    filename = path if os.path.isabs(path) else os.getcwd() + "/" + path  # as CPython spells it
+    try:
+        with io.open_code(filename) as f:
+            source = f.read()
+    except OSError as e:
+        raise _CannotOpen(e.errno, e.strerror, filename) from None
+    main = type(sys)("__main__")
+    main.__loader__ = SourceFileLoader("__main__", filename)
+    main.__annotations__ = {}
+    main.__builtins__ = builtins
+    main.__file__ = filename
+    main.__cached__ = None
+    sys.modules["__main__"] = main
+    return main, source
+
+
+def _forget_file(main):
+    """CPython forgets the script's name once it ran or failed (before atexit)."""
+    if main:
+        main.__dict__.pop("__file__", None)
+        main.__dict__.pop("__cached__", None)
+
+
+def _print_script_traceback(error):
+    """Print an uncaught exception as CPython does, through sys.excepthook, with the
+    traceback from the script's frame on (without ours); the exit status."""
+    import sys
+
+    ours = (os.path.abspath(__file__),)
+    runpy = sys.modules.get("runpy")
+    if runpy is not None:
+        ours += (runpy.__file__,)
     tb = error.__traceback__
     while tb is not None and (tb.tb_frame.f_code.co_filename in ours
                               or tb.tb_frame.f_code.co_filename.startswith("<frozen runpy")):
         tb = tb.tb_next
-    traceback.print_exception(type(error), error, tb)
+    error = error.with_traceback(tb)  # the default hook prints the exception's own
+    hook = getattr(sys, "excepthook", None)
+    if hook is None:
+        print("sys.excepthook is missing", file=sys.stderr)
+        sys.__excepthook__(type(error), error, tb)
+        return 1
+    try:
+        hook(type(error), error, tb)
+    except SystemExit as e:
+        return _exit_code(e.code)
+    except BaseException as hook_error:  # noqa: BLE001 - CPython shows both, exits 1
+        print("Error in sys.excepthook:", file=sys.stderr)
+        hook_error.__context__ = None  # CPython called the hook with no exception pending
+        hook_tb = hook_error.__traceback__.tb_next  # from the hook's own frame on
+        sys.__excepthook__(type(hook_error), hook_error.with_traceback(hook_tb), hook_tb)
+        print("\nOriginal exception was:", file=sys.stderr)
+        sys.__excepthook__(type(error), error, tb)
+    return 1
 
 
 def _exit_code(value):

@@ -1,0 +1,79 @@
+"""Run one script through a real zygote, without the daemon, and report what it did.
+
+    python3 zygote_driver.py SCRIPT ARG...
+
+Becomes a child subreaper (as the daemon is), starts `python3 -m
+pyprocd.process.zygote json`, asks it for one start of `python3 SCRIPT ARG...`
+with the environment and current directory of this process, gives the go-ahead,
+collects stdout and stderr until both close, reaps the service, stops the zygote,
+and prints one JSON line: {"pid", "stdout", "stderr", "status"} (status: the
+raw wait status), so a test can put it beside a cold `python3 SCRIPT ARG...`.
+"""
+
+import json
+import os
+import socket
+import sys
+from types import SimpleNamespace
+
+from pyprocd.process import shim, zygote
+
+
+def start_zygote():
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    env = dict(os.environb)
+    env[b"PYPROCD_ZYGOTE_PATH"] = zygote.PACKAGE_PARENT.encode()
+    env[b"PYTHONPATH"] = zygote.PACKAGE_PARENT.encode()
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "pyprocd.process.zygote", "json"],
+                         env, file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(),
+                                             zygote.ZYGOTE_FD)])
+    theirs.close()
+    if ours.recv(16) != zygote.READY:
+        raise SystemExit("the zygote did not start")
+    return pid, ours
+
+
+def plan_for(argv):
+    return SimpleNamespace(argv=[os.fsencode(a) for a in argv], env=dict(os.environb), nice=0,
+                           limits=[], user=None, uid=os.getuid(), gid=os.getgid(),
+                           groups_gid=os.getgid(), new_session=False,
+                           hardening_inputs=(False, None, None))
+
+
+def read_all(fd):
+    data = b""
+    while chunk := os.read(fd, 65536):
+        data += chunk
+    os.close(fd)
+    return data.decode(errors="replace")
+
+
+def main(script, *args):
+    shim.set_child_subreaper(True)
+    zygote_pid, sock = start_zygote()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    fail_r, fail_w = os.pipe()
+    go_r, go_w = os.pipe()
+    request = zygote.request_fields(plan_for([sys.executable, script, *args]),
+                                    ("path", script), [True, True, True, True])
+    request["seq"] = 1
+    sock.sendmsg([zygote.marshal.dumps(request)],
+                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                   zygote.struct.pack("4i", out_w, err_w, fail_w, go_r))])
+    reply = sock.recv(64)
+    pid = zygote.struct.unpack("<ii", reply[1:])[1]
+    for fd in (out_w, err_w, fail_w, go_r):
+        os.close(fd)
+    os.write(go_w, b"g")
+    os.close(go_w)
+    stdout, stderr = read_all(out_r), read_all(err_r)
+    _, status = os.waitpid(pid, 0)
+    read_all(fail_r)
+    sock.close()  # the zygote exits when its socket closes
+    os.waitpid(zygote_pid, 0)
+    print(json.dumps({"pid": pid, "stdout": stdout, "stderr": stderr, "status": status}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
