@@ -83,7 +83,7 @@ class FakeHost:
 
     # -- processes -----------------------------------------------------------
 
-    def spawn(self, spec, on_exit, on_forked=None):
+    def spawn(self, spec, on_exit, on_forked=None, announce=None):
         if self.fail_next_spawn:
             message, self.fail_next_spawn = self.fail_next_spawn, None
             raise SpawnError(message)

@@ -414,31 +414,66 @@ def test_exec_failure_reason_is_the_same_whichever_way_it_was_started(sup, tmp_p
 
 
 class _ActiveRecorder:
-    """A crash-survival recorder that notes whether each process had exec'd when recorded."""
+    """A crash-survival recorder that notes, for each announcement and record,
+    what ran at that moment."""
 
     active = True
 
-    def __init__(self):
-        self.ran_before_recorded = []
+    def __init__(self, argv):
+        self.argv = argv
+        self.events = []  # ("intent", identity, our children then) | ("spawn", pid, exec'd?)
 
     def changed(self):
         pass
 
+    def intended(self, service, instance, identity):
+        self.events.append(("intent", identity, _children()))
+
     def spawned(self, service, instance, pid, proc):
-        self.ran_before_recorded.append(exec_done(pid, "/bin/sleep"))
+        self.events.append(("spawn", pid, exec_done(pid, self.argv[0])))
 
     def exited(self, service, instance, pid, status):
         pass
 
 
-def test_with_an_active_recorder_no_process_runs_before_it_is_on_record(tmp_path, forks):
-    recorder = _ActiveRecorder()
+def _children():
+    with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def test_with_an_active_recorder_a_plain_process_is_announced_before_it_exists(tmp_path, forks):
+    argv = ["/bin/sleep", "1000"]
+    recorder = _ActiveRecorder(argv)
     s = Supervisor(tmp_path, recorder=recorder)
     try:
         s.call("set", {"name": "g", "instances": {
-            f"i{k}": {"command": ["/bin/sleep", "1000"]} for k in range(5)}})
-        assert recorder.ran_before_recorded == [False] * 5
+            f"i{k}": {"command": argv, "stdout": k == 0} for k in range(5)}})
+        assert forks == []  # posix_spawn: no copy of the daemon, no Python in the child
+        events = recorder.events
+        assert [e[0] for e in events] == ["intent", "spawn"] * 5
+        for (_i, identity, children), (_s, pid, _exec) in zip(events[::2], events[1::2]):
+            assert pid not in children  # when announced, the process did not exist yet
+            assert identity["argv"] == argv and identity["path"] == argv[0]
+        first = s.mgr.services["g"].instances["i0"]
+        pipe = events[0][1]["pipes"]
+        assert [p["child_fd"] for p in pipe] == [1]
+        assert pipe[0]["ino"] == os.stat(f"/proc/{first.pid}/fd/1").st_ino
+        assert s.wait(lambda: all(exec_done(i.pid, "/bin/sleep")
+                                  for i in s.mgr.services["g"].instances.values()))
+    finally:
+        s.close()
+
+
+def test_with_an_active_recorder_a_forked_child_waits_until_it_is_on_record(tmp_path, forks):
+    argv = ["/bin/sleep", "1000"]
+    recorder = _ActiveRecorder(argv)
+    s = Supervisor(tmp_path, recorder=recorder)
+    try:
+        s.call("set", {"name": "g", "instances": {
+            f"i{k}": {"command": argv, "limits": {"nofile": "64"}} for k in range(5)}})
         assert len(forks) == 5
+        assert recorder.events and all(e[0] == "spawn" for e in recorder.events)
+        assert [e[2] for e in recorder.events] == [False] * 5  # none had exec'd yet
         assert s.wait(lambda: all(exec_done(i.pid, "/bin/sleep")
                                   for i in s.mgr.services["g"].instances.values()))
     finally:

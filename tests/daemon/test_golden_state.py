@@ -91,7 +91,7 @@ class _Life:
 
 
 class _Spawner:
-    def spawn(self, spec, on_exit, on_forked=None):
+    def spawn(self, spec, on_exit, on_forked=None, announce=None):
         raise AssertionError("a take-over starts nothing")
 
     def kill(self, pid, sig, group=False):

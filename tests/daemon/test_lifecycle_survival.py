@@ -84,7 +84,7 @@ class _Spawner:
     def __init__(self):
         self.spawned = []
 
-    def spawn(self, spec, on_exit, on_forked=None):
+    def spawn(self, spec, on_exit, on_forked=None, announce=None):
         from pyprocd.process.spawn import Running
 
         self.spawned.append(spec.name)

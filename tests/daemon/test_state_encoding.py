@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyprocd.daemon.state import decode, encode
+from pyprocd.daemon.state import decode, encode, encode_record
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
@@ -20,6 +20,13 @@ values = st.recursive(
 @given(values)
 def test_encode_is_json(value):
     assert json.loads(encode(value)) == value
+
+
+@settings(max_examples=200, deadline=None)
+@given(values)
+def test_journal_lines_are_written_as_the_state_is(value):
+    # The journal's faster encoder must write exactly what encode() writes.
+    assert encode_record(value) == encode(value)
 
 
 def test_decode_round_trip_and_rejects_garbage():

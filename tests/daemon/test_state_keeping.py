@@ -47,7 +47,7 @@ class _Api:
 class _Spawner:
     sink = None
 
-    def spawn(self, spec, on_exit, on_forked=None):
+    def spawn(self, spec, on_exit, on_forked=None, announce=None):
         raise AssertionError("nothing is started in these tests")
 
     def kill(self, pid, sig, group=False):

@@ -164,11 +164,16 @@ class Instance:
             return
         self.restart = self.halt = False
         self._cancel("respawn_timer")
-        # Held until on record only when something records: an ungated spawn may
-        # take the spawner's cheaper path (no forked Python child).
+        # When something records, the process must be on record before it may
+        # run: a forked child waits for that; one the spawner starts with
+        # posix_spawn (it runs at once) is announced before it exists.
         gated = self.manager.records_spawns()
         try:
-            proc = self.manager.spawner.spawn(spec, self._exited, self._forked if gated else None)
+            if gated:
+                proc = self.manager.spawner.spawn(spec, self._exited, self._forked,
+                                                  announce=self._announce)
+            else:
+                proc = self.manager.spawner.spawn(spec, self._exited)
         except SpawnError as e:
             self.spawn_error = str(e)
             self.failed = True
@@ -189,6 +194,9 @@ class Instance:
     def _forked(self, proc):
         # On record before the process may run, and so before the next spawn.
         self.manager.instance_spawned(self, proc)
+
+    def _announce(self, identity):
+        self.manager.instance_intended(self, identity)
 
     def respawn_start(self):
         self.respawn_timer = None

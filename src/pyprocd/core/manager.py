@@ -46,8 +46,10 @@ class ServiceManager:
         self.initd_dir = initd_dir
         self.triggers = triggers  # the trigger engine, if any
         # Crash survival (the daemon's state file), told of every change the
-        # state shows: changed(); spawned(service, instance, pid, proc) and
-        # exited(service, instance, pid, status) before anything else happens;
+        # state shows: changed(); intended(service, instance, identity) right
+        # before a process that runs at once is started; spawned(service,
+        # instance, pid, proc) and exited(service, instance, pid, status)
+        # before anything else happens;
         # `active` while it records (then a spawn waits until it is on record).
         self.recorder = recorder if recorder is not None else _NoRecorder()
         self._all_stopped = None  # stop_all()'s callback while it waits
@@ -399,9 +401,15 @@ class ServiceManager:
         return revived
 
     def records_spawns(self):
-        """Must a new process wait until it is on record before it may run? Only
-        while a recorder is active: then a crash can never lose a spawn."""
+        """Must a new process be on record before it may run? Only while a
+        recorder is active: then a crash can never lose a spawn."""
         return self.recorder.active
+
+    def instance_intended(self, inst, identity):
+        """A process about to start that runs at once (no waiting child): on
+        record before it exists, so that a crash before instance_spawned()
+        still leaves it findable."""
+        self.recorder.intended(inst.service.name, inst.name, identity)
 
     def instance_spawned(self, inst, proc):
         self.recorder.spawned(inst.service.name, inst.name, proc.pid, proc)
@@ -427,6 +435,9 @@ class _NoRecorder:
     active = False
 
     def changed(self):
+        pass
+
+    def intended(self, service, instance, identity):
         pass
 
     def spawned(self, service, instance, pid, proc):

@@ -14,11 +14,16 @@ are slow: at least 10x the last write's duration), and nothing is written
 while nothing changes (no periodic wake-up). A write is atomic
 (temporary file + rename), so a crash mid-write leaves the previous state.
 What a debounce could lose is in the journal (`<state>.journal`): one line
-per process started or exited, written before the started process may run
-(the spawner holds it on a pipe until then). A restarted daemon applies the
-journal to the snapshot: it takes back a process started just before the
-crash instead of starting a second one, and stops what it started for a
-change the snapshot never got (a `set` cut short by the crash).
+per process started or exited, written before the started process may run.
+A forked child waits on a pipe until its line is written. A process started
+with posix_spawn runs at once, so its line cannot come first: an "intent"
+line does, written right before posix_spawn, naming the instance, the time
+and what the process will look like in /proc (its command line, its log
+pipes). A restarted daemon applies the journal to the snapshot: it takes
+back a process started just before the crash instead of starting a second
+one, finds in /proc the process of an intent the crash left without its
+"spawn" line (`find_intended`), and stops what it started for a change the
+snapshot never got (a `set` cut short by the crash).
 
 Upgrades: the file, like the re-exec hand-over, carries the one format
 number (core.snapshot.STATE_FORMAT); `migrate()` brings an older document up
@@ -37,12 +42,19 @@ adopted instance is unknown (it is no longer our child: the pidfd says
 """
 
 import os
+import time  # built in (and loaded by the loop anyway)
 
 # The state file's format is the one STATE_FORMAT of the core's export (also
 # the re-exec hand-over's).
 from pyprocd.core.snapshot import STATE_FORMAT
 
 DEBOUNCE = 0.2  # seconds between the first change and the write
+
+# A test hook for crash-survival tests, read once when the state file is set
+# up: "intent:N" makes the daemon SIGKILL itself right after its N-th intent
+# line is written (before that posix_spawn), "spawn:N" right before its N-th
+# spawn line is written (after that process started). Unset in normal use.
+CRASH_ENV = "PYPROCD_TEST_CRASH"
 
 _CLK_TCK = None
 
@@ -84,6 +96,34 @@ def uptime_ticks():
         return int(float(f.read().split()[0]) * clock_ticks())
 
 
+def boot_ticks():
+    """uptime_ticks() without opening a file: the kernel counts a process's
+    start time on the boot clock (suspend included), as /proc/uptime does.
+    One tick early, so that a process started after this call never seems
+    to have started before it (both are rounded down)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * clock_ticks()) - 1
+
+
+def ancestors():
+    """Our parent, its parent, ... up to 1: where our children go when we die
+    (the nearest child subreaper among them, else init). A parent that exits
+    while we walk re-parents us: then walk again from the new one."""
+    from pyprocd.process.procfs import proc_stat
+
+    for _attempt in range(5):
+        chain = []
+        pid = os.getppid()
+        while pid > 1 and len(chain) < 64:
+            stat = proc_stat(pid)
+            if stat is None:
+                break
+            chain.append(pid)
+            pid = stat[1]
+        else:
+            return chain + [1]
+    return chain + [1]
+
+
 def write_atomic(path, data):
     """Write bytes to path atomically (tmp + rename). tmpfs: no fsync needed
     for crash survival of the daemon (the kernel keeps the page cache)."""
@@ -109,6 +149,34 @@ def encode(state):
     touches stays with the daemon).
     """
     return _dump(state).encode()
+
+
+_record_encoder = None
+
+
+def encode_record(record):
+    """One journal line's JSON, by the C encoder the `json` package drives
+    (in `_json`, loaded for encode() anyway): ten times faster than encode()
+    on the per-spawn path. Journal records are built here from names,
+    numbers and string-keyed tables, so none of the checks encode() makes
+    can fail; an interpreter without that encoder gets encode()."""
+    global _record_encoder
+    if _record_encoder is None:
+        try:
+            from _json import encode_basestring_ascii, make_encoder
+
+            _record_encoder = make_encoder(None, _unstorable, encode_basestring_ascii, None,
+                                           ":", ",", False, False, False)
+            _record_encoder([0], 0)
+        except (ImportError, TypeError, ValueError):
+            _record_encoder = False
+    if _record_encoder is False:
+        return encode(record)
+    return "".join(_record_encoder(record, 0)).encode()
+
+
+def _unstorable(value):
+    raise TypeError(f"cannot store {type(value).__name__} in the state")
 
 
 def _dump(value):
@@ -245,7 +313,8 @@ class StateFile:
     * the snapshot (`path`): the whole export, one debounced write per burst
       of changes (`changed()`), atomic (temporary file + rename);
     * the journal (`path.journal`): one appended line per process started or
-      exited (`spawned()`, `exited()`), written before the daemon does
+      exited (`spawned()`, `exited()`), and one per process about to be
+      started with posix_spawn (`intended()`), written before the daemon does
       anything else, so a crash between two spawns of a big `set` still
       names every process. Each line has a sequence number; the snapshot
       says up to which number it covers, and a snapshot write empties the
@@ -269,6 +338,8 @@ class StateFile:
         self._seq = 0  # journal lines written by this daemon
         self._timer = None
         self._failed = False
+        self._ancestors = None  # where our orphans go (see ancestors()), read at start
+        self._crash_at = _crash_point(os.environ.get(CRASH_ENV))
 
     @property
     def active(self):
@@ -277,6 +348,8 @@ class StateFile:
     def start(self, export):
         """Begin recording: open the journal, write a full snapshot."""
         self._export = export
+        if self._ancestors is None:
+            self._ancestors = ancestors()
         try:
             self._journal_fd = os.open(
                 self.journal_path,
@@ -292,7 +365,18 @@ class StateFile:
             delay = max(self.debounce, 10 * self.last_write_s)
             self._timer = self.loop.call_later(delay, self.flush)
 
+    def intended(self, service, instance, identity):
+        """A process is about to be started with posix_spawn: on file before
+        it exists, with the time and what it will look like in /proc
+        (identity: its "argv", the "path" executed, its log "pipes"), so
+        that a daemon killed before spawned() still finds it."""
+        self._journal(["intent", service, instance, boot_ticks(), identity])
+        if self._crash_at is not None:
+            self._crash_if_asked("intent")
+
     def spawned(self, service, instance, pid, proc):
+        if self._crash_at is not None:
+            self._crash_if_asked("spawn")
         self._journal(["spawn", service, instance, pid, describe_for_file(proc)])
 
     def exited(self, service, instance, pid, status):
@@ -307,9 +391,16 @@ class StateFile:
         self._seq += 1
         record.append(self._seq)
         try:
-            os.write(self._journal_fd, encode(record) + b"\n")
+            os.write(self._journal_fd, encode_record(record) + b"\n")
         except OSError as e:
             self._complain(f"cannot write {self.journal_path}: {e.strerror}")
+
+    def _crash_if_asked(self, point):
+        """The CRASH_ENV test hook: die like a SIGKILLed daemon, here."""
+        if self._crash_at[0] == point:
+            self._crash_at[1] -= 1
+            if self._crash_at[1] == 0:
+                os.kill(os.getpid(), 9)
 
     def _complain(self, message):
         if not self._failed and self.log:  # say it once, not per change
@@ -326,7 +417,7 @@ class StateFile:
         started = self.loop.time()
         state = {"format": STATE_FORMAT, "daemon_pid": os.getpid(),
                  "identity": self.identity, "journal_seq": self._seq,
-                 "manager": self._export()}
+                 "ancestors": self._ancestors or [1], "manager": self._export()}
         try:
             write_atomic(self.path, encode(state))
             self.last_write_s = self.loop.time() - started
@@ -357,6 +448,14 @@ class StateFile:
                 pass
 
 
+def _crash_point(text):
+    """CRASH_ENV's "intent:N" / "spawn:N" -> [point, N]; None if unset or unreadable."""
+    point, _, count = (text or "").partition(":")
+    if point in ("intent", "spawn") and count.isdigit() and int(count) > 0:
+        return [point, int(count)]
+    return None
+
+
 def load_journal(path, after_seq):
     """Journal records newer than the snapshot (seq > after_seq), oldest first.
 
@@ -374,7 +473,7 @@ def load_journal(path, after_seq):
             record = json.loads(line)
         except (ValueError, UnicodeDecodeError):
             continue
-        if (type(record) is list and len(record) == 6 and record[0] in ("spawn", "exit")
+        if (type(record) is list and len(record) == 6 and record[0] in ("spawn", "exit", "intent")
                 and type(record[5]) is int and record[5] > after_seq):
             records.append(record)
     return records
@@ -393,6 +492,8 @@ def apply_journal(manager_state, records):
         for entry in list(svc.get("instances", ())) + list(svc.get("stopping", ())):
             entries[(svc.get("name"), entry.get("name"))] = entry
     for kind, service, instance, pid, detail, _seq in records:
+        if kind == "intent":
+            continue  # find_intended() turned those with a process into spawn records
         entry = entries.get((service, instance))
         if kind == "spawn":
             if entry is None:
@@ -433,3 +534,127 @@ def start_ticks(proc):
     if proc.start_ticks is None:
         proc.start_ticks = proc_start_time(proc.pid, zombie_ok=True)
     return proc.start_ticks
+
+
+def resolve_intents(records, manager_state, parents):
+    """The journal with each intent no later line of its instance answers (the
+    daemon died between writing it and recording the spawn) replaced by a
+    spawn record of the process found for it in /proc; an intent with no
+    such process (the daemon died before posix_spawn) is left as it is and
+    means nothing.
+
+    parents: the pids the dead daemon's orphans may have been handed to
+    (its snapshot's "ancestors")."""
+    unanswered = {}
+    for index, record in enumerate(records):
+        key = (record[1], record[2])
+        if record[0] == "intent":
+            unanswered[key] = index
+        else:
+            unanswered.pop(key, None)
+    if not unanswered:
+        return records
+    intents = [records[i] for i in sorted(unanswered.values())]
+    taken = _recorded_pids(manager_state, records) | {os.getpid()}
+    found = find_intended(intents, taken, set(parents))
+    resolved = list(records)
+    for index in sorted(unanswered.values()):
+        _kind, service, instance, _ticks, identity, seq = records[index]
+        hit = found.get(seq)
+        if hit is not None:
+            pid, start = hit
+            resolved[index] = ["spawn", service, instance, pid,
+                               {"start": start, "pipes": _pipes_of(identity, pid)}, seq]
+    return resolved
+
+
+def find_intended(intents, taken, parents):
+    """{intent seq: (pid, start time)} for the intents whose process runs.
+
+    A process is an intent's only if all of these hold, so that nothing
+    else is ever adopted or stopped: it started no earlier than the intent
+    was written; its parent is one the dead daemon's orphans go to; no
+    record names it (`taken`) and no earlier intent took it; and it shows
+    the intended command line (as exec'd, or as the kernel shows a `#!`
+    script: interpreter, script path, arguments) or holds the instance's
+    own log pipe. Oldest intent first, each the earliest such process.
+    """
+    from pyprocd.process.procfs import proc_stat
+
+    oldest = min(intent[3] for intent in intents if type(intent[3]) is int) if intents else 0
+    candidates = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in taken:
+            continue
+        stat = proc_stat(int(name))
+        if stat is None or stat[0] == "Z" or stat[2] < oldest or stat[1] not in parents:
+            continue
+        candidates.append((stat[2], int(name)))
+    candidates.sort()
+    found = {}
+    used = set()
+    for _kind, _service, _instance, ticks, identity, seq in intents:
+        if type(ticks) is not int or type(identity) is not dict:
+            continue
+        for start, pid in candidates:
+            if start >= ticks and pid not in used and _looks_intended(pid, identity):
+                found[seq] = (pid, start)
+                used.add(pid)
+                break
+    return found
+
+
+def _looks_intended(pid, identity):
+    try:
+        argv = [os.fsencode(a) for a in identity["argv"]]
+        path = os.fsencode(identity["path"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    shown = _cmdline(pid)
+    if shown and argv:
+        if shown == argv:
+            return True
+        script = [path] + argv[1:]  # execve of a `#!` file: interpreter [arg] path args
+        if len(shown) > len(script) and shown[-len(script):] == script:
+            return True
+    return any(_holds_pipe(pid, pipe) for pipe in identity.get("pipes") or ()
+               if type(pipe) is dict)
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[:-1].split(b"\0") if data.endswith(b"\0") else data.split(b"\0")
+
+
+def _holds_pipe(pid, pipe):
+    import stat
+
+    try:
+        st = os.stat(f"/proc/{pid}/fd/{int(pipe['child_fd'])}")
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return stat.S_ISFIFO(st.st_mode) and st.st_ino == pipe.get("ino")
+
+
+def _pipes_of(identity, pid):
+    """An intent's log pipes, described as describe_for_file() does."""
+    from pyprocd.process.logsink import instance_ident
+
+    ident = instance_ident(str(identity.get("log_as") or ""), pid)
+    return [{"child_fd": p.get("child_fd"), "ino": p.get("ino"), "ident": ident,
+             "priority": p.get("priority")}
+            for p in identity.get("pipes") or () if type(p) is dict]
+
+
+def _recorded_pids(manager_state, records):
+    pids = {record[3] for record in records if record[0] == "spawn"}
+    for svc in manager_state.get("services") or ():
+        if type(svc) is dict:
+            for entry in list(svc.get("instances") or ()) + list(svc.get("stopping") or ()):
+                if type(entry) is dict:
+                    pids.add(entry.get("pid"))
+    return pids

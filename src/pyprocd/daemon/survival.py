@@ -104,6 +104,10 @@ class Survival:
         journal = state.load_journal(f"{self.state_path}.journal", saved.get("journal_seq", 0))
         rejected = []
         try:
+            # A process posix_spawn'd just before the crash, not yet on record:
+            # found in /proc, it is taken back (or stopped) like a recorded one.
+            journal = state.resolve_intents(journal, saved["manager"],
+                                            _pids(saved.get("ancestors")) or [1])
             unknown = state.apply_journal(saved["manager"], journal)
             counts = self.mgr.import_state(saved["manager"], self._adopt_foreign,
                                            rejected.append)
@@ -320,6 +324,10 @@ def _processes_of(entries):
     """(pid, process description) of the state entries that name a process."""
     return [(entry.get("pid"), entry.get("proc")) for entry in entries
             if type(entry) is dict and entry.get("pid")]
+
+
+def _pids(value):
+    return [pid for pid in value if type(pid) is int] if type(value) is list else []
 
 
 def _kill_leader(pid, sig):

@@ -27,9 +27,9 @@ class Host(Spawner):
 
     # -- processes -----------------------------------------------------------
 
-    def spawn(self, spec, on_exit, on_forked=None):
+    def spawn(self, spec, on_exit, on_forked=None, announce=None):
         try:
-            return super().spawn(spec, on_exit, on_forked)
+            return super().spawn(spec, on_exit, on_forked, announce)
         except SpawnError:
             raise
         except Exception as e:  # noqa: BLE001 - the promise above: one error type

@@ -183,7 +183,9 @@ class ChildPlan:
         if jail is not None and jail.userns:  # the identity comes from the user namespace map
             self.user, self.uid, self.gid, self.groups_gid = None, 0, 0, 0
         self.hardening = hardening
-        self.reset_signals = signals_to_reset()
+        # Read right before a fork (see spawn): a posix_spawn child needs no list,
+        # it resets every handled signal itself (glibc and musl).
+        self.reset_signals = None
         self.signal_mask = ()  # the daemon's mask, restored in the child (set at fork)
         # what a zygote needs to prepare the same hardening in its own child
         self.hardening_inputs = (spec.no_new_privs, spec.capabilities, spec.seccomp)
@@ -440,18 +442,28 @@ class Spawner:
         opened += (r, w)
         return r, w
 
-    def spawn(self, spec, on_exit, on_forked=None):
+    def spawn(self, spec, on_exit, on_forked=None, announce=None):
         """on_forked(running), if given, runs after the fork and before the
         child may go on to exec: a daemon killed before it returns leaves no
-        process behind (the child sees the pipe close and exits)."""
+        process behind (the child sees the pipe close and exits).
+
+        announce(identity), if given as well, lets such a caller have the
+        process started with posix_spawn, which returns only after the exec:
+        it is called right before, with what will identify the process in
+        /proc ("argv", the "path" executed, its log "pipes" by inode and
+        priority, the name its log lines go out as, "log_as"), and must have
+        that on record when it returns; on_forked(running) follows once the
+        process runs."""
         plan = self._plan(spec)
         running = self.start_warm(spec, plan, on_exit, on_forked)
         if running is not None:
             return running
-        elif on_forked is None and spawns_simply(spec, plan):
-            running = self._spawn_simple(spec, plan, on_exit)
+        elif (on_forked is None or announce is not None) and spawns_simply(spec, plan):
+            running = self._spawn_simple(spec, plan, on_exit, on_forked, announce)
             if running is not None:
                 return running
+        if plan.reset_signals is None:
+            plan.reset_signals = signals_to_reset()
         fds = []   # every pipe end opened so far, closed on any failure
         stage = "pipe"
         try:
@@ -476,7 +488,7 @@ class Spawner:
             if go_w is not None:
                 release(go_w)
 
-    def _spawn_simple(self, spec, plan, on_exit):
+    def _spawn_simple(self, spec, plan, on_exit, on_forked=None, announce=None):
         """posix_spawn: no copy of the daemon's page tables, no Python in the child.
 
         None when the program did not start this way (not found on PATH, exec
@@ -494,9 +506,11 @@ class Spawner:
             fds.append(null)
             stdio = (null, out_w if out_w is not None else null,
                      err_w_log if err_w_log is not None else null)
+            if announce is not None:
+                announce(self._identity(spec, plan, path, out_r, err_r_log))
             pid = os.posix_spawn(path, plan.argv, plan.env,
                                  file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
-                                 setsigdef=plan.reset_signals)
+                                 setsigdef=PYTHON_IGNORED)
         except OSError:
             for fd in fds:
                 os.close(fd)
@@ -504,7 +518,18 @@ class Spawner:
         for fd in (out_w, err_w_log, null):
             if fd is not None:
                 os.close(fd)
-        return self.started(spec, pid, None, out_r, err_r_log, on_exit, None)
+        return self.started(spec, pid, None, out_r, err_r_log, on_exit, on_forked)
+
+    @staticmethod
+    def _identity(spec, plan, path, out_r, err_r_log):
+        """What announce() is told: how the process will show in /proc."""
+        pipes = []
+        for child_fd, fd, priority in ((1, out_r, LOG_INFO), (2, err_r_log, LOG_ERR)):
+            if fd is not None:
+                pipes.append({"child_fd": child_fd, "ino": os.fstat(fd).st_ino,
+                              "priority": spec.facility | priority})
+        return {"argv": [os.fsdecode(a) for a in plan.argv], "path": os.fsdecode(path),
+                "pipes": pipes, "log_as": spec.command[0]}
 
     def started(self, spec, pid, err_r, out_r, err_r_log, on_exit, on_forked):
         running = Running(pid, err_r, spec.uid or None)
