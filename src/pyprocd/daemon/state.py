@@ -67,6 +67,14 @@ def proc_start_time(pid, zombie_ok=False):
     Together with the pid it names one process for the lifetime of the
     system: a recycled pid gets a later start time.
     """
+    fields = _stat_fields(pid)
+    if fields is None or (fields[0] == b"Z" and not zombie_ok):
+        return None
+    return int(fields[19])  # field 22 overall: fields[0] is field 3 (state)
+
+
+def _stat_fields(pid):
+    """/proc/<pid>/stat from field 3 (state) on, or None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -74,9 +82,7 @@ def proc_start_time(pid, zombie_ok=False):
         return None
     # comm (field 2) may contain spaces and parentheses: split after the last ')'.
     fields = data.rpartition(b")")[2].split()
-    if len(fields) < 20 or (fields[0] == b"Z" and not zombie_ok):
-        return None
-    return int(fields[19])  # field 22 overall: fields[0] is field 3 (state)
+    return fields if len(fields) >= 20 else None
 
 
 def is_same_process(pid, start_time, zombie_ok=False):
@@ -108,17 +114,15 @@ def ancestors():
     """Our parent, its parent, ... up to 1: where our children go when we die
     (the nearest child subreaper among them, else init). A parent that exits
     while we walk re-parents us: then walk again from the new one."""
-    from pyprocd.process.procfs import proc_stat
-
     for _attempt in range(5):
         chain = []
         pid = os.getppid()
         while pid > 1 and len(chain) < 64:
-            stat = proc_stat(pid)
-            if stat is None:
+            fields = _stat_fields(pid)
+            if fields is None:
                 break
             chain.append(pid)
-            pid = stat[1]
+            pid = int(fields[1])
         else:
             return chain + [1]
     return chain + [1]
@@ -579,17 +583,17 @@ def find_intended(intents, taken, parents):
     script: interpreter, script path, arguments) or holds the instance's
     own log pipe. Oldest intent first, each the earliest such process.
     """
-    from pyprocd.process.procfs import proc_stat
-
-    oldest = min(intent[3] for intent in intents if type(intent[3]) is int) if intents else 0
+    ticks = [intent[3] for intent in intents if type(intent[3]) is int]
+    oldest = min(ticks) if ticks else 0
     candidates = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) in taken:
             continue
-        stat = proc_stat(int(name))
-        if stat is None or stat[0] == "Z" or stat[2] < oldest or stat[1] not in parents:
+        fields = _stat_fields(int(name))
+        if (fields is None or fields[0] == b"Z" or int(fields[19]) < oldest
+                or int(fields[1]) not in parents):
             continue
-        candidates.append((stat[2], int(name)))
+        candidates.append((int(fields[19]), int(name)))
     candidates.sort()
     found = {}
     used = set()
