@@ -74,25 +74,35 @@ def ubus(method, args=None, obj="service"):
 _bus = None
 
 
-def service_list(name=None, verbose=False, poll=False):
-    """`service list`; the CLI unless poll (a wait loop: one in-process
-    connection, as a python start costs seconds on an emulated MIPS)."""
+def bus():
+    """The scenario's own bus connection, opened once: a python start costs
+    seconds on an emulated MIPS, so wait loops and timed calls use this one
+    instead of starting the CLI each time."""
     global _bus
+    if _bus is None:
+        from pyprocd.bus.client import BlockingUbus
+
+        _bus = BlockingUbus("/var/run/ubus/ubus.sock", timeout=60)
+    return _bus
+
+
+def call(method, args=None, obj="service"):
+    """`<obj> <method>` through the scenario's own connection; the first reply."""
+    status, replies = bus().call(obj, method, args or {})
+    if status != 0:
+        raise UbusError(f"{obj} {method} {args}: status {status}")
+    return replies[0] if replies else {}
+
+
+def service_list(name=None, verbose=False, poll=False):
+    """`service list`; the CLI unless poll (a wait loop: the scenario's own
+    connection)."""
     args = {}
     if name:
         args["name"] = name
     if verbose:
         args["verbose"] = True
-    if not poll:
-        return ubus("list", args)
-    if _bus is None:
-        from pyprocd.bus.client import BlockingUbus
-
-        _bus = BlockingUbus("/var/run/ubus/ubus.sock", timeout=60)
-    status, replies = _bus.call("service", "list", args)
-    if status != 0:
-        raise UbusError(f"service list {args}: status {status}")
-    return replies[0] if replies else {}
+    return call("list", args) if poll else ubus("list", args)
 
 
 def reconnect():
@@ -215,6 +225,75 @@ def syslog_lines():
             return f.read().splitlines()
     except OSError:
         return []
+
+
+class LogTail:
+    """The lines syslogd appends to /var/log/messages from now on. Each poll
+    reads only the bytes added since the last one (the whole file grows to
+    hundreds of KiB during a run); a rotated file (busybox syslogd renames it
+    and starts a new one) is finished, then followed from its start."""
+
+    PATH = "/var/log/messages"
+
+    def __init__(self):
+        self._fd = None
+        self._pending = b""
+        try:
+            self._fd = os.open(self.PATH, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        os.lseek(self._fd, 0, os.SEEK_END)
+
+    def _read_rest(self):
+        chunks = []
+        while self._fd is not None:
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def lines(self):
+        """The complete lines appended since the last call."""
+        data = self._read_rest()
+        try:
+            inode = os.stat(self.PATH).st_ino
+        except OSError:
+            inode = None
+        if inode is not None and (self._fd is None or os.fstat(self._fd).st_ino != inode):
+            data += self._read_rest()
+            self.close()
+            self._fd = os.open(self.PATH, os.O_RDONLY | os.O_CLOEXEC)
+            data += self._read_rest()
+        *complete, self._pending = (self._pending + data).split(b"\n")
+        return [line.decode(errors="replace") for line in complete]
+
+    def wait_for(self, matches, timeout, step=0.005):
+        """The first new line for which matches(line) is true, polled every
+        step seconds (fixed and fine: callers time it), or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.lines():
+                if matches(line):
+                    return line
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(step)
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def meminfo_kib(key):
+    """A /proc/meminfo figure (e.g. MemAvailable) in KiB."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name == key:
+                return int(value.split()[0])
+    return None
 
 
 def finish():
