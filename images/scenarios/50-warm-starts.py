@@ -28,8 +28,9 @@ GROUP = 10
 MEMORY_FLOOR_KIB = 40 * 1024
 
 
-def table(warm):
-    entry = {"command": ["/usr/bin/python3", SCRIPT], "stdout": True}
+def instance(name, warm):
+    """The same instance both ways, but for the zygote key."""
+    entry = {"command": ["/usr/bin/python3", SCRIPT, name], "stdout": True}
     if warm:
         entry["zygote"] = PRELOAD
     return entry
@@ -37,8 +38,7 @@ def table(warm):
 
 def start(name, warm):
     """Seconds from `service set` to the service's line in syslog, or None."""
-    entry = table(warm)
-    entry["command"] = entry["command"] + [name]
+    entry = instance(name, warm)
     tail = qt.LogTail()
     try:
         t0 = time.monotonic()
