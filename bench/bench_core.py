@@ -10,7 +10,8 @@
 - list: `service list` at N instances (method table only, and encoded to
   blobmsg), against json.dumps of the same reply;
 - daemon: RSS/PSS and len(sys.modules) of the real daemon (bus + daemon
-  processes) at 100 instances, next to `python3 -I -S -c pass`; voluntary
+  processes; the daemon started by the package's /usr/bin/pyprocd, with cffi)
+  at 100 instances, next to `python3 -I -S -c pass`; voluntary
   context switches and CPU time of the daemon over an idle window.
 """
 
@@ -223,9 +224,28 @@ def _bytecode_env(tmp):
     return env
 
 
+# The command the OpenWrt package installs (/usr/bin/pyprocd): the daemon is
+# measured as a router starts it. `python3 -m pyprocd` would add runpy and
+# importlib.util (with contextlib, functools, types, ...) to its memory.
+PACKAGE_COMMAND = os.path.join(os.path.dirname(HERE), "openwrt", "files", "usr", "bin", "pyprocd")
+
+
+def _with_cffi(env):
+    """cffi importable under -S, as python3-cffi is on a router: the daemon
+    loads it at start (to become a child subreaper); without it the daemon
+    would run, smaller, without that. None if this host has no cffi."""
+    try:
+        import cffi
+    except ImportError:
+        return None
+    env["PYTHONPATH"] += os.pathsep + os.path.dirname(os.path.dirname(cffi.__file__))
+    return cffi.__version__
+
+
 def bench_daemon(instances, idle_s):
     with tempfile.TemporaryDirectory() as tmp:
         env = _bytecode_env(tmp)
+        cffi_version = _with_cffi(env)
         sock = os.path.join(tmp, "ubus.sock")
         procs = []
         try:
@@ -236,7 +256,7 @@ def bench_daemon(instances, idle_s):
             # this host would otherwise be counted as the daemon's memory).
             # its own state file, confdir and init.d: nothing of the host's is read or written
             os.mkdir(os.path.join(tmp, "config"))
-            daemon = subprocess.Popen([sys.executable, "-S", "-m", "pyprocd", "-s", sock,
+            daemon = subprocess.Popen([sys.executable, "-S", PACKAGE_COMMAND, "-s", sock,
                                        "--syslog", os.path.join(tmp, "nolog"),
                                        "--state-file", os.path.join(tmp, "state.json"),
                                        "--confdir", os.path.join(tmp, "config"),
@@ -278,6 +298,7 @@ def bench_daemon(instances, idle_s):
     return {"instances": instances, "daemon_rss_kb": rss, "daemon_pss_kb": pss,
             "bare_python_rss_kb": bare_rss, "bare_python_pss_kb": bare_pss,
             "pss_over_bare_kb": (pss - bare_pss) if pss and bare_pss else None,
+            "daemon_command": "python3 -S /usr/bin/pyprocd", "daemon_cffi": cffi_version,
             "bus_rss_kb": bus_rss, "bus_pss_kb": bus_pss, "daemon_modules": nmod,
             "idle_seconds": idle_s,
             "idle_voluntary_wakeups": after["voluntary_switches"] - before["voluntary_switches"],

@@ -4,7 +4,6 @@ Subcommands are imported lazily so that each one loads only the modules it
 needs: on a router every imported module costs RAM in a long-lived process.
 """
 
-import importlib
 import sys
 
 # subcommand -> "module:function"; the function takes argv (list of str)
@@ -25,7 +24,10 @@ DAEMON = "pyprocd.daemon.main:main"
 
 def _load(target):
     module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
+    # __import__, not importlib: that package (and `warnings`) would stay in
+    # the daemon's memory for its whole life.
+    __import__(module)
+    return getattr(sys.modules[module], func)
 
 
 def main(argv=None):
