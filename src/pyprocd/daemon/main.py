@@ -120,6 +120,10 @@ class Daemon:
         self.client.on_disconnect = lambda: self.log("lost ubus, reconnecting")
         self.api.publish(self._published)
         self.client.start()
+        # Start-up is over: the import system's listings of every directory
+        # on sys.path (a few hundred names) would stay for the daemon's life;
+        # a rare lazy import later lists its directory again.
+        sys.path_importer_cache.clear()
         try:
             self.loop.run()
         finally:

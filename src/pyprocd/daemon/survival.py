@@ -26,7 +26,7 @@ from pyprocd.api.service import call_service
 from pyprocd.common import LOG_ERR, LOG_NOTICE, LOG_WARNING
 from pyprocd.core.spec import DEFAULT_TERM_TIMEOUT
 from pyprocd.core.status import CallError
-from pyprocd.daemon import reexec, state
+from pyprocd.daemon import state  # reexec: imported where a re-exec happens (rare)
 from pyprocd.daemon.lifecycle import REEXEC_ENV
 from pyprocd.process.logsink import PipeLogger
 from pyprocd.process.spawn import Running
@@ -67,6 +67,8 @@ class Survival:
         if handed is not None:
             # Before anything can spawn (children inherit the signal mask):
             # catch and let in the signals held over the exec.
+            from pyprocd.daemon import reexec
+
             reexec.catch_control_signals(self.loop)
             rejected = []
             try:
@@ -282,6 +284,8 @@ class Survival:
             keep.append(pidfile.fd)
         self.log(f"re-executing ({sum(len(s['instances']) for s in handover['manager']['services'])}"
                  " instances kept)", LOG_NOTICE)
+        from pyprocd.daemon import reexec
+
         try:
             reexec.handover(handover, keep, REEXEC_ENV, self.loop.drain_signals)
         except OSError as e:

@@ -64,7 +64,7 @@ def _ignore_signal(signum, frame):
 class Loop:
     def __init__(self, on_orphan_reaped=None):
         self._epoll = select.epoll()
-        self._fds = {}  # fd -> [reader, writer] callbacks, either may be None
+        self._fds = {}  # fd -> (reader, writer) callbacks, either may be None
         self._timers = []
         self._cancelled = 0
         self._seq = itertools.count()
@@ -118,18 +118,16 @@ class Loop:
         events = (select.EPOLLIN if reader else 0) | (select.EPOLLOUT if writer else 0)
         if handlers is None:
             self._epoll.register(fd, events)
-            self._fds[fd] = [reader, writer]
-            return
-        if events != (select.EPOLLIN if handlers[0] else 0) | (select.EPOLLOUT if handlers[1] else 0):
+        elif events != (select.EPOLLIN if handlers[0] else 0) | (select.EPOLLOUT if handlers[1] else 0):
             try:
                 self._epoll.modify(fd, events)
             except OSError:
                 del self._fds[fd]  # closed behind our back: forget it, as unregister would
                 raise
-        handlers[0], handlers[1] = reader, writer
+        self._fds[fd] = (reader, writer)
 
     def _handlers(self, fd):
-        return self._fds.get(fd) or (None, None)
+        return self._fds.get(fd, (None, None))
 
     def add_reader(self, fd, callback):
         """callback() is called whenever fd is readable."""
