@@ -186,9 +186,10 @@ def become_subreaper(log):
     """Orphaned descendants of our services become our children, so that
     double-forking services are still reaped here and can be followed."""
     try:
-        from pyprocd.process import shim  # not harden: its seccomp/caps modules are not needed here
+        # libc, not shim or harden: their hardening code is not needed here
+        from pyprocd.process import libc
 
-        shim.set_child_subreaper(True)
+        libc.set_child_subreaper(True)
     except (ImportError, OSError) as e:
         log(f"cannot become a child subreaper ({e}): daemonising services are not followed",
             LOG_WARNING)

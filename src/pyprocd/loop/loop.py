@@ -15,13 +15,16 @@ dispatched exactly once and no zombie is left.
 """
 
 import _signal as signal  # C module: `signal` would import enum (~0.8 MB for the daemon's life)
-import errno
 import itertools
 import os
 import select
 import sys
 import time
-from _heapq import heapify, heappop, heappush  # C module: `heapq` is the same plus Python we never call
+from _heapq import (  # C module: `heapq` is the same plus Python we never call
+    heapify,
+    heappop,
+    heappush,
+)
 
 # epoll_wait takes a C int of milliseconds (about 24.8 days): the loop never
 # waits longer than this at once; a timer further out just costs one wake-up

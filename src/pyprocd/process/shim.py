@@ -12,6 +12,17 @@ OSError(errno); nothing fails silently.
 
 import os
 
+# The loaded FFI, its error check and prctl live in libc (all the daemon needs
+# at start); shim adds the hardening calls on top and answers to their names.
+from pyprocd.process.libc import (  # noqa: F401 - re-exported: shim's API
+    PR_SET_CHILD_SUBREAPER,
+    ffi_and_lib,
+    loaded,
+    prctl,
+    set_child_subreaper,
+)
+from pyprocd.process.libc import check as _check
+
 # linux/prctl.h
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
@@ -19,7 +30,6 @@ PR_SET_NAME = 15
 PR_SET_SECCOMP = 22
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
-PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
@@ -33,43 +43,6 @@ SECCOMP_MODE_FILTER = 2
 # linux/capability.h
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 RLIM_INFINITY = (1 << 64) - 1
-
-_ffi = None
-_lib = None
-
-
-def ffi_and_lib():
-    """(ffi, lib), loaded on first use."""
-    global _ffi, _lib
-    if _lib is None:
-        from pyprocd.process._shim_ffi import ffi
-
-        lib = ffi.dlopen(None)  # the libc already mapped into this process (glibc or musl)
-        for name in ("prctl", "capget", "capset"):
-            getattr(lib, name)  # resolve now (dlsym), not in every forked child
-        _ffi, _lib = ffi, lib
-    return _ffi, _lib
-
-
-def loaded():
-    """True once cffi has been imported by this shim (for memory accounting and tests)."""
-    return _lib is not None
-
-
-def _check(result, what):
-    if result == -1:
-        err = _ffi.errno
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
-
-
-def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
-    """prctl(2) with unsigned long arguments (prctl is variadic in libc: typed casts)."""
-    ffi, lib = ffi_and_lib()
-    args = [a if isinstance(a, ffi.CData) else ffi.cast("unsigned long", a)
-            for a in (arg2, arg3, arg4, arg5)]
-    return _check(lib.prctl(ffi.cast("int", option), *args), f"prctl({option})")
-
 
 class PrctlCall:
     """One prctl prepared in the parent (function resolved, arguments cast), so that the
@@ -127,10 +100,6 @@ def set_no_new_privs():
 
 def get_no_new_privs():
     return bool(prctl(PR_GET_NO_NEW_PRIVS))
-
-
-def set_child_subreaper(on=True):
-    prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0)
 
 
 def get_child_subreaper():
