@@ -44,6 +44,7 @@ class Stack:
         self.object = object_name
         self.env = dict(os.environ)
         self.python = [sys.executable]  # the daemon's interpreter and its flags
+        self.program = ["-m", "pyprocd"]  # or the package's script, as a router starts it
         self.ignore_hup = ignore_hup
         self.bus = None
         self.daemon = None
@@ -56,7 +57,7 @@ class Stack:
         assert wait_for(lambda: os.path.exists(self.socket)), "bus did not start"
 
     def start_daemon(self, *extra):
-        argv = [*self.python, "-m", "pyprocd", "-s", self.socket, "--syslog", self.syslog,
+        argv = [*self.python, *self.program, "-s", self.socket, "--syslog", self.syslog,
                 "--object", self.object, *self.isolation(), *extra]
         # procd was recorded as a nohup job: instances inherit SIGHUP ignored.
         old = signal.signal(signal.SIGHUP, signal.SIG_IGN if self.ignore_hup else signal.SIG_DFL)
