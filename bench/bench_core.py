@@ -46,7 +46,7 @@ class _Quiet:
 
 def _manager(state_dir=None):
     """An in-process supervisor. state_dir: with the daemon's crash-survival state
-    file there (its default), so every spawn waits until it is on record."""
+    file there (its default), so every spawn is on record before it may run."""
     loop = Loop()
     log = DaemonLog(sink=_Quiet())
     host = Host(loop, SyslogSink("/nonexistent"), log=log)
@@ -321,7 +321,8 @@ def _daemon_modules(env):
 
 def run(quick):
     # "_state_file": the same with the daemon's default crash-survival state file,
-    # which holds every child until it is on record (the fork path).
+    # which has every process on record before it may run (an intent line, then
+    # posix_spawn, then the spawn line).
     with tempfile.TemporaryDirectory() as state_dir:
         return {
             "set_each": bench_set_each(50 if quick else 200),
