@@ -76,10 +76,17 @@ def proc_start_time(pid, zombie_ok=False):
 def _stat_fields(pid):
     """/proc/<pid>/stat from field 3 (state) on, or None if there is no such process."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        # One read of the raw fd (the file is far below 4 KiB): read right after
+        # each spawn, where a buffered file object costs about twice as much.
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # comm (field 2) may contain spaces and parentheses: split after the last ')'.
     fields = data.rpartition(b")")[2].split()
     return fields if len(fields) >= 20 else None
