@@ -585,10 +585,13 @@ def find_intended(intents, taken, parents):
     A process is an intent's only if all of these hold, so that nothing
     else is ever adopted or stopped: it started no earlier than the intent
     was written; its parent is one the dead daemon's orphans go to; no
-    record names it (`taken`) and no earlier intent took it; and it shows
-    the intended command line (as exec'd, or as the kernel shows a `#!`
-    script: interpreter, script path, arguments) or holds the instance's
-    own log pipe. Oldest intent first, each the earliest such process.
+    record names it (`taken`) and no earlier intent took it; and it holds
+    the instance's own log pipe, or else shows the intended command line
+    (as exec'd, or as the kernel shows a `#!` script: interpreter, script
+    path, arguments) with no other pipe where the instance's would be. The
+    pipe is preferred: a fork of another instance's process that has not
+    exec'd yet shows that process's command line too, but its pipe is not
+    ours. Oldest intent first, each the earliest such process.
     """
     ticks = [intent[3] for intent in intents if type(intent[3]) is int]
     oldest = min(ticks) if ticks else 0
@@ -607,29 +610,29 @@ def find_intended(intents, taken, parents):
     for _kind, _service, _instance, ticks, identity, seq in intents:
         if type(ticks) is not int or type(identity) is not dict:
             continue
-        for start, pid in candidates:
-            if start >= ticks and pid not in used and _looks_intended(pid, identity):
-                found[seq] = (pid, start)
-                used.add(pid)
-                break
+        pipes = [p for p in identity.get("pipes") or () if type(p) is dict]
+        mine = [(start, pid) for start, pid in candidates if start >= ticks and pid not in used]
+        hit = next((c for c in mine if any(_holds_pipe(c[1], p) == "ours" for p in pipes)), None)
+        if hit is None:
+            hit = next((c for c in mine if _shows_command(c[1], identity)
+                        and not any(_holds_pipe(c[1], p) == "other" for p in pipes)), None)
+        if hit is not None:
+            found[seq] = (hit[1], hit[0])
+            used.add(hit[1])
     return found
 
 
-def _looks_intended(pid, identity):
+def _shows_command(pid, identity):
     try:
         argv = [os.fsencode(a) for a in identity["argv"]]
         path = os.fsencode(identity["path"])
     except (KeyError, TypeError, ValueError):
         return False
     shown = _cmdline(pid)
-    if shown and argv:
-        if shown == argv:
-            return True
-        script = [path] + argv[1:]  # execve of a `#!` file: interpreter [arg] path args
-        if len(shown) > len(script) and shown[-len(script):] == script:
-            return True
-    return any(_holds_pipe(pid, pipe) for pipe in identity.get("pipes") or ()
-               if type(pipe) is dict)
+    if not shown or not argv:
+        return False
+    script = [path] + argv[1:]  # execve of a `#!` file: interpreter [arg] path args
+    return shown == argv or (len(shown) > len(script) and shown[-len(script):] == script)
 
 
 def _cmdline(pid):
@@ -642,13 +645,17 @@ def _cmdline(pid):
 
 
 def _holds_pipe(pid, pipe):
+    """"ours" if pid's fd (the pipe's child_fd) is that pipe, "other" if it is
+    another pipe, None if neither (no such fd, not a pipe, unreadable)."""
     import stat
 
     try:
         st = os.stat(f"/proc/{pid}/fd/{int(pipe['child_fd'])}")
     except (OSError, KeyError, TypeError, ValueError):
-        return False
-    return stat.S_ISFIFO(st.st_mode) and st.st_ino == pipe.get("ino")
+        return None
+    if not stat.S_ISFIFO(st.st_mode):
+        return None
+    return "ours" if st.st_ino == pipe.get("ino") else "other"
 
 
 def _pipes_of(identity, pid):
