@@ -9,6 +9,8 @@ prints one line:
   cold_pss_kb / warm_pss_kb: PSS of 10 such services started cold, and of 10
                        started warm plus their zygote (each counted once)
   pss_warm_over_cold:  warm_pss_kb / cold_pss_kb
+  cold_private_kb / warm_private_kb: median Private_Dirty of one of those services
+                       (what a warm one has copied of the zygote's pages, or made)
 The daemon runs as on a router: its own bus, a child subreaper, root if we are.
 """
 
@@ -120,6 +122,14 @@ def zygote_pids(daemon_pid):
     return out
 
 
+def private_dirty_kb(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Private_Dirty:"):
+                return int(line.split()[1])
+    return 0
+
+
 def run(quick):
     reps = 3 if quick else 7
     with tempfile.TemporaryDirectory(prefix="pyprocd-bench-zygote-") as tmp:
@@ -146,12 +156,15 @@ def run(quick):
                                              for p in warm_pids), "not every start was warm"
             cold_pss = total_usage(cold_pids)["pss_kb"]
             warm_pss = total_usage(warm_pids + zygotes)["pss_kb"]
+            cold_private = statistics.median(map(private_dirty_kb, cold_pids))
+            warm_private = statistics.median(map(private_dirty_kb, warm_pids))
         finally:
             stack.close()
     cold_ms, warm_ms = statistics.median(cold), statistics.median(warm)
     return {"reps": reps, "cold_ms": round(cold_ms, 1), "warm_ms": round(warm_ms, 1),
             "warm_over_cold": round(warm_ms / cold_ms, 3), "cold_pss_kb": cold_pss,
-            "warm_pss_kb": warm_pss, "pss_warm_over_cold": round(warm_pss / cold_pss, 3)}
+            "warm_pss_kb": warm_pss, "pss_warm_over_cold": round(warm_pss / cold_pss, 3),
+            "cold_private_kb": cold_private, "warm_private_kb": warm_private}
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ command is `[python3, script.py, args...]` or `[python3, -m, module, args...]`
 is started by forking an interpreter that has already imported those modules,
 instead of exec'ing a cold one. Supervision is the same as for a cold start:
 
-* The zygote forks a helper that forks the service and exits at once, so the
-  service is re-parented to the daemon (a child subreaper): the pid in `list`
-  is the service's own process, a child of the daemon, which reads its real
-  wait status and signals it directly.
+* The zygote keeps a helper forked ahead of time; it takes the next request,
+  forks the service and exits at once, so the service is re-parented to the
+  daemon (a child subreaper): the pid in `list` is the service's own process, a
+  child of the daemon, which reads its real wait status and signals it directly.
+* The zygote's heap is made ready to be shared before the first fork (collector
+  off and frozen, the allocator's free blocks taken), so a service copies few of
+  its pages; see main().
 * The service waits for a byte from the daemon before it runs anything, so the
   daemon is watching it before it can exit.
 * It goes through the cold child's own set-up (signals, session, nice, limits,
@@ -244,54 +247,152 @@ def request_fields(plan, run, fds_present):
 
 def main(preload):
     import gc
+
+    # No collection from here to the fork: each one would free objects all over the
+    # heap, and the holes they leave would be filled by every service's first
+    # allocations, each on a page it then has to copy (the gc module's advice).
+    gc.disable()
+    import _signal
+    import _socket
     import importlib
-    import signal
-    import socket
     import sys
 
     own_path = os.environ.pop("PYPROCD_ZYGOTE_PATH", None)
-    sock = socket.socket(fileno=ZYGOTE_FD)
+    sock = _socket.socket(fileno=ZYGOTE_FD)
     # What every service start needs, imported once here rather than in each service
-    for name in ("pyprocd.process.spawn", "runpy", "atexit", *preload):
+    for name in ("pyprocd.process.spawn", "runpy", "atexit", "select", *preload):
         importlib.import_module(name)
     # Our package's path was added for this module only: not the services' sys.path.
     if own_path and own_path in sys.path:
         sys.path.remove(own_path)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     # The collector writes into every object it tracks: frozen, the preloaded heap stays
     # shared, page for page, with every service forked from here.
-    gc.collect()
     gc.freeze()
+    fill_allocator_holes()
     sock.send(READY)
+    serve(sock)
+
+
+def serve(sock):
+    """Keep one helper forked ahead, waiting for the next request (so a start costs one
+    fork, and this process, whose pages every service shares, touches almost none of
+    them between forks). Exit when a helper says the daemon is gone, or fails."""
     while True:
-        try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 8)
-        except OSError:
+        helper = os.fork()
+        if helper == 0:
+            serve_one(sock)  # never returns
+        if os.waitpid(helper, 0)[1] != 0:
             os._exit(0)
-        if not msg:
-            os._exit(0)  # the daemon is gone
-        start_one(sock, marshal.loads(msg), fds)
 
 
-def start_one(sock, request, fds):
-    """Fork a helper that forks the service and reports its pid; the helper exits."""
-    helper = os.fork()
-    if helper == 0:
-        try:
-            helper = os.getpid()
-            service = os.fork()
-            if service == 0:
-                sock.close()
-                run_service(request, fds, helper)  # never returns
-            sock.send(b"P" + struct.pack("<ii", request["seq"], service))
-        finally:
-            os._exit(0)
-    for fd in fds:
-        os.close(fd)
-    os.waitpid(helper, 0)
+def serve_one(sock):
+    """In a helper: wait for one request, fork its service, report the service's pid,
+    exit (so the service is re-parented to the daemon, a subreaper). Never returns."""
+    try:
+        received = _receive(sock)
+        if received is None:
+            os._exit(1)  # the daemon is gone
+        request, fds = received
+        helper = os.getpid()  # not the service's getppid(): we may be gone by then
+        exited = _exit_watch()  # made here: it is this helper the service waits for
+        service = os.fork()
+        if service == 0:
+            sock.close()
+            run_service(request, fds, helper, exited)  # never returns
+        sock.send(b"P" + struct.pack("<ii", request["seq"], service))
+        os._exit(0)
+    finally:
+        os._exit(1)  # whatever went wrong: never back into the zygote's loop
 
 
-def run_service(request, fds, helper):
+def _receive(sock, max_fds=8):
+    """(request, fds) from the daemon; None at EOF or on a socket error."""
+    import _socket
+
+    try:
+        msg, ancdata, _, _ = sock.recvmsg(1 << 20, _socket.CMSG_SPACE(max_fds * 4))
+    except OSError:
+        return None
+    if not msg:
+        return None
+    fds = []
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) // 4 * 4])
+    return marshal.loads(msg), fds
+
+
+def _exit_watch():
+    """A descriptor of this process that becomes readable once it has exited (and its
+    children are re-parented), or None where pidfds do not exist."""
+    try:
+        return os.pidfd_open(os.getpid())
+    except (AttributeError, OSError):
+        return None
+
+
+def fill_allocator_holes():
+    """Fill the free blocks of CPython's small-object allocator's partly used pools.
+
+    A service's new objects would otherwise land in those blocks, spread over the
+    heap it shares with this zygote, and every one would make it copy a page; with
+    them taken, its objects go to fresh pools of its own, packed together. The
+    counts come from the allocator's statistics; an interpreter without them (another
+    allocator, another format) is left as it is."""
+    import sys
+
+    header = sys.getsizeof(b"")  # a bytes object of n bytes asks the allocator for header + n
+    smallest = sys.getsizeof(0.0)
+    for _ in range(3):  # what the filling itself allocates may leave a few more
+        free = _free_blocks_by_size()
+        wanted = {size: n for size, n in free.items() if n and size >= smallest}
+        if not wanted:
+            return
+        for size, n in wanted.items():
+            if size > header:
+                _FILLERS.extend(bytes(size - header) for _ in range(n))
+            else:
+                _FILLERS.extend(float(i) + 0.5 for i in range(n))
+
+
+_FILLERS = []
+
+
+def _free_blocks_by_size():
+    """{block size: free blocks in partly used pools}, from sys._debugmallocstats()
+    (written to the C stderr: caught in a memory file); {} if unavailable."""
+    import sys
+
+    try:
+        caught = os.memfd_create("mallocstats")
+    except (AttributeError, OSError):
+        return {}
+    saved = os.dup(2)
+    try:
+        os.dup2(caught, 2)
+        sys._debugmallocstats()
+    except (AttributeError, OSError):
+        return {}
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    try:
+        os.lseek(caught, 0, os.SEEK_SET)
+        text = b""
+        while chunk := os.read(caught, 65536):
+            text += chunk
+    finally:
+        os.close(caught)
+    free = {}
+    for line in text.decode(errors="replace").splitlines():
+        fields = line.split()  # class, size, num pools, blocks in use, avail blocks
+        if len(fields) == 5 and all(f.isdigit() for f in fields):
+            free[int(fields[1])] = int(fields[4])
+    return free
+
+
+def run_service(request, fds, helper, helper_exited):
     """In the service process: the cold child's set-up, then the script. Never returns.
 
     helper: our parent until it exits; then the daemon, a subreaper, is."""
@@ -305,7 +406,7 @@ def run_service(request, fds, helper):
             # The daemon gave this start up (or is gone): nobody would supervise us.
             os._exit(spawn.EXEC_FAILED)
         os.close(go_r)
-        _until_reparented(helper)
+        _until_reparented(helper, helper_exited)
         spawn.setup_child(plan, out_w, errlog_w, progress)
     except BaseException as e:  # noqa: BLE001 - report like a failed exec, then exit 127
         spawn.report_child_failure(err_w, progress[0], e)
@@ -314,11 +415,16 @@ def run_service(request, fds, helper):
     os._exit(run_as_fresh_interpreter(request["run"], plan))
 
 
-def _until_reparented(helper, limit=5.0):
+def _until_reparented(helper, helper_exited, limit=5.0):
     """A cold child's parent is the daemon from the start: run only once ours is too
-    (the helper exits right after it reported us, so this is a wait of moments)."""
+    (the helper exits right after it reported us, so this is a wait of moments):
+    until the helper's pidfd says it exited, or else by polling our parent."""
+    import select
     import time
 
+    if helper_exited is not None:
+        select.select([helper_exited], [], [], limit)
+        os.close(helper_exited)
     deadline = time.monotonic() + limit
     while os.getppid() == helper and time.monotonic() < deadline:
         time.sleep(0.0005)
@@ -332,10 +438,12 @@ def _unpack_optional(request, fds):
 
 def run_as_fresh_interpreter(run, plan):
     """Run the script or module as `python3 script args` would; the exit status."""
+    import _signal as signal  # `signal` would import enum: a cold start has neither
     import atexit
-    import signal
+    import gc
     import sys
 
+    gc.enable()  # off in the zygote, on in every fresh interpreter (the frozen heap stays out)
     kind, target = run
     os.environb.clear()
     os.environb.update(plan.env)
