@@ -11,7 +11,6 @@ import fcntl
 import os
 import stat
 
-from . import ops
 from .files import LOCK_BLOCK, Refused, lock, open_checked, read_all, root_only
 from .model import (
     ERR_INVAL,
@@ -113,6 +112,10 @@ def parse_delta_text(data, pkg_name):
 
 def apply_delta(pkg, delta):
     """Replay one delta; returns True when it applied."""
+    # Only uncommitted changes need the edit operations: a daemon that just
+    # reads its config never keeps them in memory.
+    from . import ops
+
     try:
         if delta.cmd == "":
             ops.set_value(pkg, delta.section, delta.option, delta.value)
