@@ -25,6 +25,9 @@ class Recorder:
     def changed(self):
         self.changes += 1
 
+    def intended(self, service, instance, identity):
+        pass
+
     def spawned(self, service, instance, pid, proc):
         pass
 
