@@ -238,3 +238,4 @@ def test_an_answered_intent_and_an_old_journal_are_read_as_before(tmp_path):
     assert [r[0] for r in records] == ["spawn", "intent", "spawn"]
     # Every intent is answered by a later spawn line: nothing to look for.
     assert state_mod.resolve_intents(records, {"services": []}, [1]) is records
+

@@ -211,3 +211,20 @@ def test_daemon_raises_its_soft_open_file_limit(tmp_path):
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard)))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(hard), str(hard)]
+
+
+def test_journal_lines_go_to_the_instance_not_to_its_stopping_namesake():
+    # `a` was removed (still stopping, pid 500) and added again (new, not yet
+    # started) before the snapshot; the journal then started the new one and
+    # saw the old one exit.
+    def entry(pid):
+        return {"name": "a", "pid": pid, "proc": {"start": 1}}
+
+    new, old = entry(0), entry(500)
+    saved = {"services": [{"name": "svc", "instances": [new], "stopping": [old]}]}
+    unknown = state_mod.apply_journal(saved, [
+        ["spawn", "svc", "a", 600, {"start": 2, "pipes": []}, 1],
+        ["exit", "svc", "a", 500, 9, 2]])
+    assert unknown == []
+    assert (new["pid"], old["pid"]) == (600, 500)
+    assert old["exit_status"] == 9 and "exit_status" not in new

@@ -498,24 +498,29 @@ def apply_journal(manager_state, records):
     supervises them, the caller stops them.
     """
     unknown = []
+    # (service, instance) -> its entries, the live instance's first: a removed
+    # instance still stopping may share its name with a new one, and only the
+    # new one starts processes.
     entries = {}
     for svc in manager_state.get("services", ()):
         for entry in list(svc.get("instances", ())) + list(svc.get("stopping", ())):
-            entries[(svc.get("name"), entry.get("name"))] = entry
+            entries.setdefault((svc.get("name"), entry.get("name")), []).append(entry)
     for kind, service, instance, pid, detail, _seq in records:
         if kind == "intent":
             continue  # find_intended() turned those with a process into spawn records
-        entry = entries.get((service, instance))
+        named = entries.get((service, instance), ())
         if kind == "spawn":
-            if entry is None:
+            if not named:
                 unknown.append((pid, detail))
                 continue
-            entry.update(pid=pid, proc=detail, runtime=0, halt=False, restart=False,
-                         failed=False)
-            entry.pop("respawn_in", None)
-            entry.pop("exit_status", None)
-        elif entry is not None and entry.get("pid") == pid:
-            entry["exit_status"] = detail  # the real status: the exit rules apply
+            named[0].update(pid=pid, proc=detail, runtime=0, halt=False, restart=False,
+                            failed=False)
+            named[0].pop("respawn_in", None)
+            named[0].pop("exit_status", None)
+            continue
+        for entry in named:
+            if entry.get("pid") == pid:
+                entry["exit_status"] = detail  # the real status: the exit rules apply
     return unknown
 
 
