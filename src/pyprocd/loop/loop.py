@@ -20,11 +20,11 @@ import os
 import select
 import sys
 import time
-from _heapq import (  # C module: `heapq` is the same plus Python we never call
-    heapify,
-    heappop,
-    heappush,
-)
+
+try:  # the C module: `heapq` is the same plus Python the loop never calls
+    from _heapq import heapify, heappop, heappush
+except ImportError:  # an interpreter built without it (heapq itself allows that)
+    from heapq import heapify, heappop, heappush
 
 # epoll_wait takes a C int of milliseconds (about 24.8 days): the loop never
 # waits longer than this at once; a timer further out just costs one wake-up
