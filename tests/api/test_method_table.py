@@ -17,7 +17,7 @@ SLEEP = ["/bin/sleep", "1000"]
 class Recorder:
     """Stands in for the daemon's state file."""
 
-    active = True  # recording: spawns wait until they are on record, as with the real one
+    active = True  # recording: spawns are on record before they may run, as with the real one
 
     def __init__(self):
         self.changes = 0

@@ -35,8 +35,9 @@ def main(signum):
     spawner = spawn.Spawner(loop, Quiet())
     spec = parse_instance("i", {"command": ["/bin/true"]}, Facts())
     exits = []
-    # on_forked: the gated fork path (what a daemon with a state file takes); an
-    # ungated plain instance is posix_spawn'd and runs none of the daemon's Python.
+    # on_forked without announce: the gated fork path (what a daemon with a state
+    # file takes for an instance posix_spawn cannot start); a plain instance is
+    # posix_spawn'd and runs none of the daemon's Python.
     spawner.spawn(spec, lambda status, error: exits.append(status), lambda running: None)
     loop.run_until(lambda: exits, 60)
     # The child's write (if any) happened before it exited: one more turn drains it.
