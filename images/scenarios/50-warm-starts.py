@@ -5,13 +5,15 @@ A service that imports json, socket and asyncio and prints one line. The
 figure is the time from `service set` to that line in syslog: the set goes
 out on the scenario's own bus connection (opened before any clock starts, so
 no CLI start is timed) and the log is followed by reading only what syslogd
-appended, every 5 ms. Ten services are started cold, one after the other
-(each timed), their PSS summed, and stopped; then ten warm ones the same way
-(the zygote warmed by an earlier instance and counted in their PSS). The
-groups run one after the other so the guest's 256 MB holds them and neither
-group's memory figure shares pages with the other. Checks: every start logs
-its line, warm services really are forks of the zygote and the daemon's own
-children.
+appended, every 5 ms. Seven cold and seven warm starts alternate (each
+service deleted before the next), so the shared host's changing load falls
+on both alike; the zygote was warmed by an earlier instance. Then the
+memory figure: ten services started cold, their PSS summed, stopped; then
+ten warm ones (the zygote counted with them). The groups run one after the
+other so the guest's 256 MB holds them and neither group's figure shares
+pages with the other; a group stops growing below 40 MiB available. Checks:
+every start logs its line, warm services really are forks of the one zygote
+and the daemon's own children, deleted services leave no process.
 """
 
 import os
@@ -22,7 +24,8 @@ import qt
 DIR = "/tmp/qt-warm"
 SCRIPT = f"{DIR}/service.py"
 PRELOAD = ["json", "socket", "asyncio"]
-GROUP = 10
+TIMED = 7   # cold/warm pairs timed
+GROUP = 10  # services per group for the memory figure
 # Stop adding services to a group below this much available memory (the
 # guest has no swap; an OOM kill would end the run, not just the figure).
 MEMORY_FLOOR_KIB = 40 * 1024
@@ -72,19 +75,19 @@ def start_group(prefix, warm, most):
     return times, pids
 
 
-def stop(names, pids, check):
-    """Delete the services; check that none of their processes is left."""
+def stop(names, pids):
+    """Delete the services; whether none of their processes is left."""
     for name in names:
         try:
             qt.call("delete", {"name": name})
         except qt.UbusError as e:
             qt.note(f"cleanup: {e}")
-    gone = qt.wait(lambda: not any(p and qt.alive(p) for p in pids), 120)
-    qt.check(check, gone, f"still alive: {[p for p in pids if p and qt.alive(p)]}")
+    return bool(qt.wait(lambda: not any(p and qt.alive(p) for p in pids), 120))
 
 
 def stop_group(prefix, pids):
-    stop([f"{prefix}{n}" for n in range(len(pids))], pids, f"{prefix}-group-stopped")
+    gone = stop([f"{prefix}{n}" for n in range(len(pids))], pids)
+    qt.check(f"{prefix}-group-stopped", gone, f"still alive: {[p for p in pids if qt.alive(p)]}")
 
 
 def pss_kib(pids):
@@ -95,6 +98,23 @@ def median(values):
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def timed_pairs(count):
+    """Start, time and delete a cold then a warm service, count times: the
+    two alternate so the host's changing load falls on both alike.
+    ([cold seconds], [warm seconds], [whether each warm one was the zygote's
+    fork], [whether each one was deleted without leftovers])."""
+    cold, warm, forked, stopped = [], [], [], []
+    for n in range(count):
+        for warm_start, times in ((False, cold), (True, warm)):
+            name = f"qt_t{'warm' if warm_start else 'cold'}{n}"
+            times.append(start(name, warm_start))
+            pid = pid_of(name)
+            if warm_start:
+                forked.append(bool(pid and is_warm(pid)))
+            stopped.append(stop([name], [pid]))
+    return cold, warm, forked, stopped
 
 
 def main():
@@ -110,17 +130,31 @@ def main():
     ready = up is not None and tail.wait_for(lambda line: "] ready (pid" in line, 300)
     tail.close()
     qt.check("zygote-ready", ready, "the daemon never logged its zygote ready")
-    stop(["qt_zwarmup"], [pid_of("qt_zwarmup")], "warm-up-service-stopped")
-    cold, cold_pids = start_group("qt_cold", False, GROUP)
+    qt.check("warm-up-service-stopped", stop(["qt_zwarmup"], [pid_of("qt_zwarmup")]))
+
+    cold, warm, forked, stopped = timed_pairs(TIMED)
+    qt.check("timed-starts-log-their-line", all(t is not None for t in cold + warm),
+             f"cold {cold}, warm {warm}")
+    qt.check("timed-warm-starts-are-forks-of-the-zygote", all(forked), f"{forked}")
+    qt.check("timed-services-deleted-without-leftovers", all(stopped), f"{stopped}")
+    qt.note(f"starts, cold: {' '.join(f'{t:.3f}' for t in cold if t is not None)}")
+    qt.note(f"starts, zygote: {' '.join(f'{t:.3f}' for t in warm if t is not None)}")
+    if all(t is not None for t in cold + warm):
+        c, w = median(cold), median(warm)
+        qt.figure(f"python-service-start-cold-median-of-{len(cold)}", f"{c:.3f}", "s")
+        qt.figure(f"python-service-start-zygote-median-of-{len(warm)}", f"{w:.3f}", "s")
+        qt.figure("python-service-start-zygote/cold", f"{w / c:.3f}", "")
+
+    started, cold_pids = start_group("qt_cold", False, GROUP)
     cold_pss = pss_kib(cold_pids)
-    qt.check("cold-starts-log-their-line", cold and all(t is not None for t in cold),
-             f"cold {cold}")
+    qt.check("cold-group-logs-its-lines", started and all(t is not None for t in started),
+             f"cold {started}")
     stop_group("qt_cold", cold_pids)
-    warm, warm_pids = start_group("qt_warm", True, len(cold))
+    started, warm_pids = start_group("qt_warm", True, len(cold_pids))
     zygote = [p for p in _children(qt.daemon_pid()) if is_warm(p) and p not in warm_pids]
     warm_pss = pss_kib(warm_pids + zygote)
-    qt.check("warm-starts-log-their-line", warm and all(t is not None for t in warm),
-             f"warm {warm}")
+    qt.check("warm-group-logs-its-lines", started and all(t is not None for t in started),
+             f"warm {started}")
     qt.check("warm-starts-are-forks-of-the-zygote", all(p and is_warm(p) for p in warm_pids),
              f"warm pids {warm_pids}")
     qt.check("warm-services-are-the-daemons-children",
@@ -128,11 +162,6 @@ def main():
              "a warm service's parent is not the daemon")
     qt.check("one-zygote-serves-them-all", len(zygote) == 1, f"zygote pids {zygote}")
     stop_group("qt_warm", warm_pids)
-    if cold and warm and all(cold) and all(warm):
-        c, w = median(cold), median(warm)
-        qt.figure(f"python-service-start-cold-median-of-{len(cold)}", f"{c:.3f}", "s")
-        qt.figure(f"python-service-start-zygote-median-of-{len(warm)}", f"{w:.3f}", "s")
-        qt.figure("python-service-start-zygote/cold", f"{w / c:.3f}", "")
     if cold_pss and warm_pss:
         count = len(cold_pids)
         qt.figure(f"pss-{count}-python-services-cold", f"{cold_pss / 1024:.1f}", "MiB")

@@ -4,13 +4,14 @@ chiark-utils' prefork-interp client (Debian's chiark-utils-bin, built for
 the target) talking to pyprocd's prefork server.
 
 `pyprocd ubus call service list '{"name": ...}'` from `sh -c` in `/` (where
-init scripts run), N times each way: the cold command, then
+init scripts run), N times each way, alternating so the shared host's
+changing load falls on both alike: the cold command, and
 `prefork-interp -U python3 .../pyprocd/prefork/cli.py ubus call ...` (its
 first call starts the server, timed on its own; the later ones are forks of
 it). Checks: the same stdout, stderr and exit status both ways, for a good
 call and for two failing ones; the server's socket is in the boot's
-/var/run/user/0 (tmpfs); `--kill` stops the server. Figures: the medians and
-their ratio.
+/var/run/user/0 (tmpfs); one server between calls; `--kill` stops it.
+Figures: the medians and their ratio.
 """
 
 import importlib.util
@@ -73,9 +74,11 @@ def main():
     qt.wait(lambda: qt.instances(qt.service_list(SERVICE, poll=True), SERVICE)
             .get("i", {}).get("pid"), 60)
     listing = ["ubus", "call", "service", "list", json.dumps({"name": SERVICE})]
-    cold_runs = [run(cold(listing)) for _ in range(CALLS)]
     first = run(warm(listing))
-    warm_runs = [run(warm(listing)) for _ in range(CALLS)]
+    cold_runs, warm_runs = [], []
+    for _ in range(CALLS):  # alternating: the host's changing load falls on both alike
+        cold_runs.append(run(cold(listing)))
+        warm_runs.append(run(warm(listing)))
     outcomes = {r[1:] for r in cold_runs + [first] + warm_runs}
     qt.check("same-output-cold-and-warm", len(outcomes) == 1, f"{len(outcomes)} different outcomes")
     status, stdout, stderr = cold_runs[0][1:]
@@ -100,6 +103,8 @@ def main():
         qt.call("delete", {"name": SERVICE})
     except qt.UbusError as e:
         qt.note(f"cleanup: {e}")
+    qt.note(f"calls, cold: {' '.join(f'{r[0]:.3f}' for r in cold_runs)}")
+    qt.note(f"calls, prefork: {' '.join(f'{r[0]:.3f}' for r in warm_runs)}")
     c, f, w = median([r[0] for r in cold_runs]), first[0], median([r[0] for r in warm_runs])
     qt.figure(f"ubus-list-cold-median-of-{CALLS}", f"{c:.3f}", "s")
     qt.figure("ubus-list-prefork-first-call", f"{f:.3f}", "s")
