@@ -15,7 +15,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 MAIN_MODULE = r"""
-import atexit, gc, sys
+import atexit, gc, os, sys
+print(list(os.environ.items()))  # the variables, in exec's order
 main = sys.modules["__main__"]
 print([(k, type(v).__name__) for k, v in vars(main).items()])
 print(__file__, __loader__.name, __loader__.path, __spec__, __package__, __cached__)
@@ -47,15 +48,17 @@ fail()
 
 
 def cold(script, *args, cwd):
-    done = subprocess.run([sys.executable, script, *args], check=False, cwd=cwd, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    env = dict(reversed(list(os.environ.items())))  # as zygote_driver.py asks for warm ones
+    done = subprocess.run([sys.executable, script, *args], check=False, cwd=cwd, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     status = done.returncode << 8 if done.returncode >= 0 else -done.returncode
     return {"stdout": done.stdout, "stderr": done.stderr, "status": status}
 
 
 def warm(script, *args, cwd):
     done = subprocess.run([sys.executable, os.path.join(HERE, "zygote_driver.py"), script, *args],
-                          check=False, cwd=cwd, capture_output=True, text=True, timeout=120)
+                          check=False, cwd=cwd, env=dict(os.environ), capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     del result["pid"]

@@ -4,7 +4,7 @@
 
 Becomes a child subreaper (as the daemon is), starts `python3 -m
 pyprocd.process.zygote json`, asks it for one start of `python3 SCRIPT ARG...`
-with the environment and current directory of this process, gives the go-ahead,
+with the environment of this process in reverse order and its current directory, gives the go-ahead,
 collects stdout and stderr until both close, reaps the service, stops the zygote,
 and prints one JSON line: {"pid", "stdout", "stderr", "status"} (status: the
 raw wait status), so a test can put it beside a cold `python3 SCRIPT ARG...`.
@@ -34,7 +34,9 @@ def start_zygote():
 
 
 def plan_for(argv):
-    return SimpleNamespace(argv=[os.fsencode(a) for a in argv], env=dict(os.environb), nice=0,
+    # the service's environment: ours in reverse order (not the zygote's order)
+    env = dict(reversed(list(os.environb.items())))
+    return SimpleNamespace(argv=[os.fsencode(a) for a in argv], env=env, nice=0,
                            limits=[], user=None, uid=os.getuid(), gid=os.getgid(),
                            groups_gid=os.getgid(), new_session=False,
                            hardening_inputs=(False, None, None))

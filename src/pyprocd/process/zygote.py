@@ -445,8 +445,7 @@ def run_as_fresh_interpreter(run, plan):
 
     gc.enable()  # off in the zygote, on in every fresh interpreter (the frozen heap stays out)
     kind, target = run
-    os.environb.clear()
-    os.environb.update(plan.env)
+    _take_environment(plan.env)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -495,6 +494,23 @@ class _CannotOpen(OSError):
     """The script cannot be read: CPython says so in one line and exits 2."""
 
 
+def _take_environment(env):
+    """Make the process environment `env`, as exec would, changing only what differs:
+    each variable rewritten means a C-library allocation on a page shared with the zygote."""
+    environ = os.environb
+    for key in [key for key in environ if key not in env]:
+        del environ[key]
+    for key, value in env.items():
+        if environ.get(key) != value:
+            environ[key] = value
+    # os.environ lists the variables in exec's order, as in a fresh interpreter
+    data = getattr(environ, "_data", None)
+    if isinstance(data, dict) and list(data) != list(env):
+        ordered = [(key, data[key]) for key in env]
+        data.clear()
+        data.update(ordered)
+
+
 def _fresh_main(path):
     """(the `__main__` module `python3 path` runs its script in, the script's source);
     (None, None) when runpy ran it (a directory, an archive, compiled code).
@@ -502,7 +518,6 @@ def _fresh_main(path):
     Done here rather than by runpy.run_path, which first asks every import hook
     whether the path is an archive: work (and pages written) a cold start skips."""
     import builtins
-    import io
     import stat
     import sys
     from importlib.machinery import SourceFileLoader
@@ -518,8 +533,7 @@ def _fresh_main(path):
         return None, None
     filename = path if os.path.isabs(path) else os.getcwd() + "/" + path  # as CPython spells it
     try:
-        with io.open_code(filename) as f:
-            source = f.read()
+        source = _read_file(filename)
     except OSError as e:
         raise _CannotOpen(e.errno, e.strerror, filename) from None
     main = type(sys)("__main__")
@@ -530,6 +544,18 @@ def _fresh_main(path):
     main.__cached__ = None
     sys.modules["__main__"] = main
     return main, source
+
+
+def _read_file(path):
+    """The file's bytes, read as CPython reads a script: no buffered file object."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _forget_file(main):
