@@ -7,7 +7,8 @@ prints one line:
                        by an earlier instance of the same identity)
   warm_over_cold:      warm_ms / cold_ms
   cold_pss_kb / warm_pss_kb: PSS of 10 such services started cold, and of 10
-                       started warm plus their zygote (each counted once)
+                       started warm plus their zygote and its helper waiting for the
+                       next start (each counted once)
   pss_warm_over_cold:  warm_pss_kb / cold_pss_kb
   cold_private_kb / warm_private_kb: median Private_Dirty of one of those services
                        (what a warm one has copied of the zygote's pages, or made)
@@ -105,14 +106,18 @@ def timed_start(stack, name, warm, tag):
     return elapsed
 
 
+def children(pid):
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            kids += [int(k) for k in f.read().split()]
+    return kids
+
+
 def zygote_pids(daemon_pid):
     """The daemon's children that are the zygote or forks of it (warm services)."""
-    kids = []
-    for task in os.listdir(f"/proc/{daemon_pid}/task"):
-        with open(f"/proc/{daemon_pid}/task/{task}/children") as f:
-            kids += [int(k) for k in f.read().split()]
     out = []
-    for pid in kids:
+    for pid in children(daemon_pid):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if f.read().split(b"\0")[1:3] == [b"-m", b"pyprocd.process.zygote"]:
@@ -154,8 +159,9 @@ def run(quick):
             zygotes = [p for p in zygote_pids(stack.procs[1].pid) if p not in warm_pids]
             assert len(zygotes) == 1 and all(p in zygote_pids(stack.procs[1].pid)
                                              for p in warm_pids), "not every start was warm"
+            helpers = children(zygotes[0])
             cold_pss = total_usage(cold_pids)["pss_kb"]
-            warm_pss = total_usage(warm_pids + zygotes)["pss_kb"]
+            warm_pss = total_usage(warm_pids + zygotes + helpers)["pss_kb"]
             cold_private = statistics.median(map(private_dirty_kb, cold_pids))
             warm_private = statistics.median(map(private_dirty_kb, warm_pids))
         finally:
