@@ -23,6 +23,11 @@ os.environ["PYTHONPATH"] = str(SRC) + (
 for _sig in ("SIGHUP", "SIGQUIT"):
     if signal.getsignal(getattr(signal, _sig)) == signal.SIG_IGN:
         signal.signal(getattr(signal, _sig), signal.SIG_DFL)
+# A background job also starts with SIGINT ignored: Python then installs no
+# KeyboardInterrupt handler in the tools the tests start, and services keep
+# the ignore too, so Ctrl-C and `kill -INT` tests would see nothing happen.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 VECTORS = ROOT.parent / "shared" / "vectors"
 IS_ROOT = os.geteuid() == 0
