@@ -219,6 +219,20 @@ def memory_kib(pid):
     return rss, pss
 
 
+def rollup_kib(pid):
+    """/proc/<pid>/smaps_rollup as {field: KiB} ({} if the process is gone)."""
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    fields[parts[0].rstrip(":")] = int(parts[1])
+    except OSError:
+        pass
+    return fields
+
+
 def syslog_lines():
     try:
         with open("/var/log/messages", errors="replace") as f:

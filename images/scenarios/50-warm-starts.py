@@ -94,6 +94,34 @@ def pss_kib(pids):
     return sum(qt.memory_kib(p)[1] or 0 for p in pids if p and qt.alive(p))
 
 
+def note_memory(label, pids):
+    """One line per process: where a group's PSS is (its own pages are Private_Dirty)."""
+    for pid in pids:
+        r = qt.rollup_kib(pid)
+        qt.note(f"{label} {pid}: Rss {r.get('Rss')} Pss {r.get('Pss')} "
+                f"Private_Dirty {r.get('Private_Dirty')} Shared_Dirty {r.get('Shared_Dirty')} KiB")
+
+
+def note_mappings(label, pid, most=6):
+    """Where one process's PSS lies, by mapping (anonymous ones together)."""
+    by_name, name = {}, None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                parts = line.split()
+                if not parts[0].endswith(":"):
+                    name = parts[5] if len(parts) > 5 else "[anon]"
+                elif parts[0] in ("Pss:", "Private_Dirty:"):
+                    pss, dirty = by_name.get(name, (0, 0))
+                    by_name[name] = ((pss + int(parts[1]), dirty) if parts[0] == "Pss:"
+                                     else (pss, dirty + int(parts[1])))
+    except OSError:
+        return
+    top = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:most]
+    qt.note(f"{label} {pid} Pss/Private_Dirty KiB by mapping: "
+            + ", ".join(f"{os.path.basename(k)} {p}/{d}" for k, (p, d) in top))
+
+
 def median(values):
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -147,6 +175,8 @@ def main():
 
     started, cold_pids = start_group("qt_cold", False, GROUP)
     cold_pss = pss_kib(cold_pids)
+    note_memory("cold service", cold_pids[:2])
+    note_mappings("cold service", cold_pids[0])
     qt.check("cold-group-logs-its-lines", started and all(t is not None for t in started),
              f"cold {started}")
     stop_group("qt_cold", cold_pids)
@@ -156,6 +186,12 @@ def main():
     helpers = [kid for z in zygote for kid in _descendants(z)]
     warm_pss = pss_kib(sorted(set(warm_pids + zygote + helpers)))
     qt.note(f"zygote {zygote}, its children {helpers}")
+    note_memory("zygote", zygote)
+    note_memory("zygote's child", helpers)
+    note_memory("warm service", warm_pids[:2])
+    for label, pids in (("zygote", zygote), ("zygote's child", helpers), ("warm service", warm_pids)):
+        if pids:
+            note_mappings(label, pids[0])
     qt.check("warm-group-logs-its-lines", started and all(t is not None for t in started),
              f"warm {started}")
     qt.check("warm-starts-are-forks-of-the-zygote", all(p and is_warm(p) for p in warm_pids),
