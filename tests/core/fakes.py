@@ -80,6 +80,7 @@ class FakeHost:
         self.pidfiles = {}
         self.fail_next_spawn = None  # an error message: the next spawn raises SpawnError
         self.ignore_sigterm = False  # processes started from now on survive SIGTERM
+        self.on_run = None  # on_run(proc): what a process does first (spawn's last step)
 
     # -- processes -----------------------------------------------------------
 
@@ -92,6 +93,8 @@ class FakeHost:
         self.procs[proc.pid] = proc
         if on_forked is not None:
             on_forked(proc)
+        if self.on_run is not None:
+            self.on_run(proc)  # the process runs from here on
         return proc
 
     def kill(self, pid, sig, group=False):

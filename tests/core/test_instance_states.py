@@ -152,3 +152,17 @@ def test_watchdog_method_makes_the_settings_the_instances_own(world):
     # A re-submitted config keeps the method's settings.
     _set(mgr, respawn=["3600", "0", "5"], watchdog=["0", "30"])
     assert (inst.wd_mode, inst.wd_timeout) == (1, 10)
+
+
+@pytest.mark.parametrize("records", [False, True])
+def test_our_pidfile_is_written_before_the_process_may_run(world, records):
+    """A service that daemonises replaces the pidfile with its successor's pid as soon as
+    it runs; a write of ours landing after that would name the exited process, and the
+    successor would never be followed (it stays unsupervised, a second copy respawns)."""
+    _loop, host, mgr, _events = world
+    mgr.records_spawns = lambda: records
+    successor = 4242
+    host.on_run = lambda proc: host.write_pidfile("/run/d.pid", successor)
+    inst = _set(mgr, pidfile="/run/d.pid")
+    assert inst.running and inst.pid != successor
+    assert host.pidfiles["/run/d.pid"] == successor

@@ -167,11 +167,17 @@ class Instance:
         # When something records, the process must be on record before it may
         # run: a forked child waits for that; one the spawner starts with
         # posix_spawn (it runs at once) is announced before it exists.
+        # Our pidfile too is written before the process may run: a service that
+        # daemonises puts its successor's pid there, and a write of ours landing
+        # after that would hide the successor. So such an instance is never
+        # started the posix_spawn way.
         gated = self.manager.records_spawns()
+        early = gated or bool(spec.pidfile)
         try:
-            if gated:
+            if early:
+                announce = self._announce if gated and not spec.pidfile else None
                 proc = self.manager.spawner.spawn(spec, self._exited, self._forked,
-                                                  announce=self._announce)
+                                                  announce=announce)
             else:
                 proc = self.manager.spawner.spawn(spec, self._exited)
         except SpawnError as e:
@@ -179,21 +185,21 @@ class Instance:
             self.failed = True
             self._log(f"Not starting instance {self.label}: {e}", LOG_ERR)
             return
-        if not gated:
+        if not early:
             self._forked(proc)
         self.proc = proc
         self.pid = proc.pid
         self.start_time = self.manager.loop.time()
         self.spawn_error = None
         self.failed = False
-        if spec.pidfile:
-            self.manager.write_pidfile(spec.pidfile, self.pid)
         self._arm_watchdog()
         self.manager.instance_event("instance.start", self)
 
     def _forked(self, proc):
         # On record before the process may run, and so before the next spawn.
         self.manager.instance_spawned(self, proc)
+        if self.spec.pidfile:
+            self.manager.write_pidfile(self.spec.pidfile, proc.pid)
 
     def _announce(self, identity):
         self.manager.instance_intended(self, identity)
