@@ -142,7 +142,8 @@ def test_crash_in_a_set_the_state_never_got_stops_the_unrecorded_process(procs, 
 
 
 def _spawn(argv, **kwargs):
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kwargs)
+    # Its own process group: a script's own children go with it in _finish.
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, process_group=0, **kwargs)
 
 
 def _intent(argv, ticks, seq=1, path=None, pipes=()):
@@ -153,7 +154,7 @@ def _intent(argv, ticks, seq=1, path=None, pipes=()):
 
 def _finish(*children):
     for child in children:
-        child.kill()
+        os.killpg(child.pid, signal.SIGKILL)
         child.wait()
 
 
