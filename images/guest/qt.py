@@ -208,15 +208,7 @@ def daemon_pid():
 def memory_kib(pid):
     """(RSS, PSS) of pid in KiB."""
     rss = int(status(pid)["VmRSS"][0])
-    pss = None
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-    except OSError:
-        pass
-    return rss, pss
+    return rss, rollup_kib(pid).get("Pss")
 
 
 def rollup_kib(pid):

@@ -172,20 +172,16 @@ class Instance:
         # after that would hide the successor. So such an instance is never
         # started the posix_spawn way.
         gated = self.manager.records_spawns()
-        early = gated or bool(spec.pidfile)
+        on_forked = self._forked if gated or spec.pidfile else None
+        announce = self._announce if gated and not spec.pidfile else None
         try:
-            if early:
-                announce = self._announce if gated and not spec.pidfile else None
-                proc = self.manager.spawner.spawn(spec, self._exited, self._forked,
-                                                  announce=announce)
-            else:
-                proc = self.manager.spawner.spawn(spec, self._exited)
+            proc = self.manager.spawner.spawn(spec, self._exited, on_forked, announce=announce)
         except SpawnError as e:
             self.spawn_error = str(e)
             self.failed = True
             self._log(f"Not starting instance {self.label}: {e}", LOG_ERR)
             return
-        if not early:
+        if on_forked is None:
             self._forked(proc)
         self.proc = proc
         self.pid = proc.pid
