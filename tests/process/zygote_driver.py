@@ -8,6 +8,10 @@ with the environment of this process in reverse order and its current directory,
 collects stdout and stderr until both close, reaps the service, stops the zygote,
 and prints one JSON line: {"pid", "stdout", "stderr", "status"} (status: the
 raw wait status), so a test can put it beside a cold `python3 SCRIPT ARG...`.
+
+ZYGOTE_PRELOAD (comma-separated, default json) names the modules the zygote
+preloads, found also on ZYGOTE_PYTHONPATH; ZYGOTE_STARTS (default 1) starts the
+script that many times, one after the other, from the same zygote (one line each).
 """
 
 import json
@@ -23,8 +27,11 @@ def start_zygote():
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     env = dict(os.environb)
     env[b"PYPROCD_ZYGOTE_PATH"] = zygote.PACKAGE_PARENT.encode()
-    env[b"PYTHONPATH"] = zygote.PACKAGE_PARENT.encode()
-    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "pyprocd.process.zygote", "json"],
+    extra = os.environb.get(b"ZYGOTE_PYTHONPATH")
+    env[b"PYTHONPATH"] = zygote.PACKAGE_PARENT.encode() + (b":" + extra if extra else b"")
+    preload = os.environ.get("ZYGOTE_PRELOAD", "json").split(",")
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "pyprocd.process.zygote",
+                                          *preload],
                          env, file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(),
                                              zygote.ZYGOTE_FD)])
     theirs.close()
@@ -53,13 +60,20 @@ def read_all(fd):
 def main(script, *args):
     shim.set_child_subreaper(True)
     zygote_pid, sock = start_zygote()
+    for seq in range(1, int(os.environ.get("ZYGOTE_STARTS", "1")) + 1):
+        print(json.dumps(start_one(sock, seq, script, args)), flush=True)
+    sock.close()  # the zygote exits when its socket closes
+    os.waitpid(zygote_pid, 0)
+
+
+def start_one(sock, seq, script, args):
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     fail_r, fail_w = os.pipe()
     go_r, go_w = os.pipe()
     request = zygote.request_fields(plan_for([sys.executable, script, *args]),
                                     ("path", script), [True, True, True, True])
-    request["seq"] = 1
+    request["seq"] = seq
     sock.sendmsg([zygote.marshal.dumps(request)],
                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                    zygote.struct.pack("4i", out_w, err_w, fail_w, go_r))])
@@ -72,9 +86,7 @@ def main(script, *args):
     stdout, stderr = read_all(out_r), read_all(err_r)
     _, status = os.waitpid(pid, 0)
     read_all(fail_r)
-    sock.close()  # the zygote exits when its socket closes
-    os.waitpid(zygote_pid, 0)
-    print(json.dumps({"pid": pid, "stdout": stdout, "stderr": stderr, "status": status}))
+    return {"pid": pid, "stdout": stdout, "stderr": stderr, "status": status}
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ int mount(const char *source, const char *target, const char *filesystemtype,
           unsigned long mountflags, const void *data);
 int umount2(const char *target, int flags);
 int sethostname(const char *name, size_t len);
+
+/* The zygote forks without CPython's at-fork work (see process/zygote.py). */
+int fork(void);
 """
 
 

@@ -191,8 +191,9 @@ class ChildPlan:
         self.hardening_inputs = (spec.no_new_privs, spec.capabilities, spec.seccomp)
 
     @classmethod
-    def from_request(cls, request):
-        """A zygote's copy of the plan the daemon prepared (see zygote.request_fields)."""
+    def from_request(cls, request, reset_signals):
+        """A zygote's copy of the plan the daemon prepared (see zygote.request_fields);
+        reset_signals: the zygote's signals_to_reset()."""
         plan = cls.__new__(cls)
         plan.argv = request["argv"]
         plan.env = dict(request["env"])
@@ -208,7 +209,7 @@ class ChildPlan:
             from pyprocd.process import harden
 
             plan.hardening = harden.prepare(*plan.hardening_inputs)
-        plan.reset_signals = signals_to_reset()
+        plan.reset_signals = reset_signals
         plan.signal_mask = ()
         return plan
 

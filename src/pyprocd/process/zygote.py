@@ -10,8 +10,12 @@ instead of exec'ing a cold one. Supervision is the same as for a cold start:
   daemon (a child subreaper): the pid in `list` is the service's own process, a
   child of the daemon, which reads its real wait status and signals it directly.
 * The zygote's heap is made ready to be shared before the first fork (collector
-  off and frozen, the allocator's free blocks taken), so a service copies few of
-  its pages; see main().
+  off and frozen, the allocator's free blocks taken, the environment's strings
+  side by side), so a service copies few of its pages; see main(). It forks
+  through libc's fork(), not os.fork(): CPython's at-fork hooks would re-make
+  every lock of threading and logging in each helper and service, copying the
+  pages they sit on; the hooks a single-threaded process needs are replayed
+  (bare_fork).
 * The service waits for a byte from the daemon before it runs anything, so the
   daemon is watching it before it can exit.
 * It goes through the cold child's own set-up (signals, session, nice, limits,
@@ -259,13 +263,18 @@ def main(preload):
 
     own_path = os.environ.pop("PYPROCD_ZYGOTE_PATH", None)
     sock = _socket.socket(fileno=ZYGOTE_FD)
+    hooks = AtForkHooks()  # before the imports: the hooks they register are replayed
     # What every service start needs, imported once here rather than in each service
     for name in ("pyprocd.process.spawn", "runpy", "atexit", "select", *preload):
         importlib.import_module(name)
+    global fork
+    fork = bare_fork(hooks)
     # Our package's path was added for this module only: not the services' sys.path.
     if own_path and own_path in sys.path:
         sys.path.remove(own_path)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    _no_python_handlers()
+    _compact_environment()
     # The collector writes into every object it tracks: frozen, the preloaded heap stays
     # shared, page for page, with every service forked from here.
     gc.freeze()
@@ -274,12 +283,42 @@ def main(preload):
     serve(sock)
 
 
+def _no_python_handlers():
+    """Default actions for the signals Python handles here (SIGINT's): a handler could
+    be tripped in the zygote and then run in a service forked from it (a bare fork
+    does not clear the flags as os.fork does). Services set their own, as a fresh
+    interpreter does; what they reset is the rest (set once, here)."""
+    import _signal
+
+    from pyprocd.process import spawn
+
+    for sig in spawn.signals_to_reset():
+        if sig not in spawn.PYTHON_IGNORED:
+            _signal.signal(sig, _signal.SIG_DFL)
+    global RESET_SIGNALS
+    RESET_SIGNALS = spawn.signals_to_reset()
+
+
+RESET_SIGNALS = ()
+
+
+def _compact_environment():
+    """Put copies of the environment's keys and values side by side: every service
+    compares its environment with them (_take_environment), and objects scattered
+    over the heap would make it copy a page for each one it touches."""
+    data = getattr(os.environb, "_data", None)
+    if isinstance(data, dict):
+        copies = [(bytes(bytearray(key)), bytes(bytearray(value))) for key, value in data.items()]
+        data.clear()
+        data.update(copies)
+
+
 def serve(sock):
     """Keep one helper forked ahead, waiting for the next request (so a start costs one
     fork, and this process, whose pages every service shares, touches almost none of
     them between forks). Exit when a helper says the daemon is gone, or fails."""
     while True:
-        helper = os.fork()
+        helper = fork()
         if helper == 0:
             serve_one(sock)  # never returns
         if os.waitpid(helper, 0)[1] != 0:
@@ -296,7 +335,7 @@ def serve_one(sock):
         request, fds = received
         helper = os.getpid()  # not the service's getppid(): we may be gone by then
         exited = _exit_watch()  # made here: it is this helper the service waits for
-        service = os.fork()
+        service = fork()
         if service == 0:
             sock.close()
             run_service(request, fds, helper, exited)  # never returns
@@ -304,6 +343,91 @@ def serve_one(sock):
         os._exit(0)
     finally:
         os._exit(1)  # whatever went wrong: never back into the zygote's loop
+
+
+fork = os.fork  # main() puts bare_fork's in its place
+
+
+class AtForkHooks:
+    """The hooks modules register with os.register_at_fork from now on (os.fork runs
+    them; a fork straight through libc must run them itself)."""
+
+    def __init__(self):
+        import sys
+
+        self.before_us = set(sys.modules)  # their hooks, if any, were registered unseen
+        self.registered = []
+        register = os.register_at_fork
+
+        def recording(**hooks):
+            register(**hooks)
+            self.registered.append(hooks)
+
+        os.register_at_fork = recording
+
+    def needed(self):
+        """The registered hooks but those that only re-make locks, which nobody can hold
+        in a single-threaded process (threading's, logging's): touching every thread
+        and handler object, they were most of what a service copied of the zygote."""
+        import sys
+
+        needless = set()
+        for module, name in (("threading", "_after_fork"),
+                             ("logging", "_after_at_fork_child_reinit_locks")):
+            hook = getattr(sys.modules.get(module), name, None)
+            if hook is not None:
+                needless.add(hook)
+        return [h for h in self.registered if h.get("after_in_child") not in needless]
+
+
+def bare_fork(hooks):
+    """A fork for the zygote and its helpers: libc's fork() plus only the after-fork
+    work a single-threaded process needs, so a service does not copy the pages that
+    CPython's at-fork hooks would write. os.fork where that cannot be had (no cffi,
+    no libc fork, a module registered hooks before we could see them)."""
+    import sys
+
+    try:
+        from pyprocd.process.libc import ffi_and_lib
+
+        ffi, lib = ffi_and_lib()
+        libc_fork = lib.fork  # resolved now, not in a child
+    except (ImportError, OSError, AttributeError):
+        return os.fork
+    if hooks.before_us & {"logging", "concurrent.futures.thread", "multiprocessing"}:
+        return os.fork  # imported by a site hook: at-fork hooks we cannot replay
+    needed = hooks.needed()
+    before = [h["before"] for h in reversed(needed) if "before" in h]
+    in_parent = [h["after_in_parent"] for h in needed if "after_in_parent" in h]
+    in_child = [h["after_in_child"] for h in needed if "after_in_child" in h]
+    if "random" in hooks.before_us:
+        in_child.append(sys.modules["random"].seed)  # each service its own random stream
+    import _thread
+
+    def fork():
+        if _thread._count():
+            return os.fork()  # threads exist: their locks need CPython's at-fork work
+        for hook in before:
+            hook()
+        pid = libc_fork()  # no Python signal handler here to trip (_no_python_handlers)
+        if pid < 0:
+            raise OSError(ffi.errno, os.strerror(ffi.errno))
+        for hook in (in_child if pid == 0 else in_parent):
+            hook()
+        if pid == 0:
+            _new_native_thread_id()
+        return pid
+
+    return fork
+
+
+def _new_native_thread_id():
+    """threading's record of the main thread's kernel id (what its skipped hook did)."""
+    import sys
+
+    threading = sys.modules.get("threading")
+    if threading is not None and hasattr(threading.main_thread(), "_native_id"):
+        threading.main_thread()._native_id = os.getpid()  # a process's only thread's id
 
 
 def _receive(sock, max_fds=8):
@@ -399,7 +523,7 @@ def run_service(request, fds, helper, helper_exited):
     from pyprocd.process import spawn
 
     out_w, errlog_w, err_w, go_r = _unpack_optional(request, fds)
-    plan = spawn.ChildPlan.from_request(request)
+    plan = spawn.ChildPlan.from_request(request, RESET_SIGNALS)
     progress = ["zygote"]
     try:
         if os.read(go_r, 1) != spawn.GO:
@@ -498,10 +622,13 @@ def _take_environment(env):
     """Make the process environment `env`, as exec would, changing only what differs:
     each variable rewritten means a C-library allocation on a page shared with the zygote."""
     environ = os.environb
-    for key in [key for key in environ if key not in env]:
+    data = getattr(environ, "_data", None)
+    if not isinstance(data, dict):
+        data = dict(environ)  # another os module: compare through its mapping
+    for key in data.keys() - env.keys():
         del environ[key]
     for key, value in env.items():
-        if environ.get(key) != value:
+        if data.get(key) != value:
             environ[key] = value
     # os.environ lists the variables in exec's order, as in a fresh interpreter
     data = getattr(environ, "_data", None)
