@@ -7,8 +7,8 @@ prints one line:
                        by an earlier instance of the same identity)
   warm_over_cold:      warm_ms / cold_ms
   cold_pss_kb / warm_pss_kb: PSS of 10 such services started cold, and of 10
-                       started warm plus their zygote and its helper waiting for the
-                       next start (each counted once)
+                       started warm plus their zygote and any child of it still
+                       there (each counted once)
   pss_warm_over_cold:  warm_pss_kb / cold_pss_kb
   cold_private_kb / warm_private_kb: median Private_Dirty of one of those services
                        (what a warm one has copied of the zygote's pages, or made)

@@ -182,7 +182,7 @@ def main():
     stop_group("qt_cold", cold_pids)
     started, warm_pids = start_group("qt_warm", True, len(cold_pids))
     zygote = [p for p in _children(qt.daemon_pid()) if is_warm(p) and p not in warm_pids]
-    # the zygote's own children too (a helper it keeps forked ahead for the next start)
+    # the zygote's own children too, if any (a helper lives only while it starts one)
     helpers = [kid for z in zygote for kid in _descendants(z)]
     warm_pss = pss_kib(sorted(set(warm_pids + zygote + helpers)))
     qt.note(f"zygote {zygote}, its children {helpers}")

@@ -123,7 +123,10 @@ class Namespace:
     def close(self):
         leftovers = [p for p in self.members() if alive(p)]
         for pid in leftovers:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it was on its way out (a server whose socket went away)
         self.holder.kill()
         self.holder.wait()
         return leftovers

@@ -7,8 +7,11 @@ no daemon), twice from the same zygote where siblings are compared.
 
 import json
 import os
+import pwd
 import subprocess
 import sys
+
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -73,3 +76,77 @@ def test_a_zygote_with_a_thread_still_starts_services(tmp_path):
     script = "import threading\nprint(threading.active_count())\n"
     first, second = warm_starts(script, tmp_path, ["threaded"], starts=2)
     assert first["stdout"] == second["stdout"] == "1\n"
+
+
+ENV_OF_A_CHILD = """
+import os, subprocess
+inherited = subprocess.run(["env", "-0"], capture_output=True, check=True).stdout
+print(sorted(inherited.split(b"\\0")[:-1]) == sorted(k + b"=" + v for k, v in os.environb.items()))
+print(os.environ.get("PYTHONPATH"), os.environ.get("IN_THE_ZYGOTE_ONLY"))
+"""
+
+
+def test_programs_a_service_runs_inherit_its_environment(tmp_path):
+    # The zygote's own variables are gone, and its PYTHONPATH is the service's again,
+    # at the C level too, where exec finds them.
+    (result,) = warm_starts(ENV_OF_A_CHILD, tmp_path, ["json"])
+    assert result["stdout"].splitlines() == ["True", f"{os.environ.get('PYTHONPATH')} None"]
+
+
+# Prints its mark, then rewrites its own file with the next mark (another size too).
+REWRITES_ITSELF = """
+import sys
+mark = "first"
+print(mark)
+with open(__file__) as f:
+    text = f.read()
+with open(__file__, "w") as f:
+    f.write(text.replace('mark = "first"', 'mark = "second, longer"'))
+"""
+
+
+def test_a_script_changed_since_the_last_start_runs_as_changed(tmp_path):
+    # The zygote compiles each script once per version of the file, ahead of the fork.
+    first, second = warm_starts(REWRITES_ITSELF, tmp_path, ["json"], starts=2)
+    assert (first["stdout"], second["stdout"]) == ("first\n", "second, longer\n")
+
+
+def test_a_script_changed_after_the_request_runs_as_changed(tmp_path):
+    # The zygote compiled the file as it was; the service opens it and finds another.
+    newer = tmp_path / "newer.py"
+    newer.write_text("print('the newer one')\n")
+    script = tmp_path / "service.py"
+    script.write_text("print('the older one')\n")
+    env = dict(os.environ, ZYGOTE_REPLACE_BEFORE_GO=str(newer))
+    done = subprocess.run([sys.executable, os.path.join(HERE, "zygote_driver.py"), str(script)],
+                          check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stdout"] == "the newer one\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs the service as nobody")
+def test_a_script_its_user_cannot_read_fails_as_in_a_cold_start(tmp_path):
+    # The zygote (root) can read and compile it; the service, as nobody, must not run it.
+    nobody = pwd.getpwnam("nobody")
+    tmp_path.chmod(0o755)
+    script = tmp_path / "service.py"
+    script.write_text("print('ran')\n")
+    script.chmod(0o600)
+    env = dict(os.environ, ZYGOTE_UID=str(nobody.pw_uid), ZYGOTE_GID=str(nobody.pw_gid))
+    done = subprocess.run([sys.executable, os.path.join(HERE, "zygote_driver.py"), str(script)],
+                          check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["stdout"] == ""
+    assert "can't open file" in result["stderr"] and "Permission denied" in result["stderr"]
+    assert result["status"] == 2 << 8
+
+
+def test_what_the_compiler_warns_reaches_the_services_stderr(tmp_path):
+    script = "x = 1\nprint(x is 1)\n"  # SyntaxWarning at compile time
+    first, second = warm_starts(script, tmp_path, ["json"], starts=2)
+    for result in (first, second):
+        assert result["stdout"] == "True\n"
+        assert 'SyntaxWarning: "is" with a literal' in result["stderr"]

@@ -11,7 +11,9 @@ raw wait status), so a test can put it beside a cold `python3 SCRIPT ARG...`.
 
 ZYGOTE_PRELOAD (comma-separated, default json) names the modules the zygote
 preloads, found also on ZYGOTE_PYTHONPATH; ZYGOTE_STARTS (default 1) starts the
-script that many times, one after the other, from the same zygote (one line each).
+script that many times, one after the other, from the same zygote (one line each);
+ZYGOTE_UID and ZYGOTE_GID give the service another identity (as root);
+ZYGOTE_REPLACE_BEFORE_GO names a file moved over the script before the go-ahead.
 """
 
 import json
@@ -27,6 +29,7 @@ def start_zygote():
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     env = dict(os.environb)
     env[b"PYPROCD_ZYGOTE_PATH"] = zygote.PACKAGE_PARENT.encode()
+    env[b"IN_THE_ZYGOTE_ONLY"] = b"1"  # a service's environment is the daemon's plan
     extra = os.environb.get(b"ZYGOTE_PYTHONPATH")
     env[b"PYTHONPATH"] = zygote.PACKAGE_PARENT.encode() + (b":" + extra if extra else b"")
     preload = os.environ.get("ZYGOTE_PRELOAD", "json").split(",")
@@ -43,10 +46,11 @@ def start_zygote():
 def plan_for(argv):
     # the service's environment: ours in reverse order (not the zygote's order)
     env = dict(reversed(list(os.environb.items())))
+    uid = int(os.environ.get("ZYGOTE_UID", os.getuid()))
+    gid = int(os.environ.get("ZYGOTE_GID", os.getgid()))
     return SimpleNamespace(argv=[os.fsencode(a) for a in argv], env=env, nice=0,
-                           limits=[], user=None, uid=os.getuid(), gid=os.getgid(),
-                           groups_gid=os.getgid(), new_session=False,
-                           hardening_inputs=(False, None, None))
+                           limits=[], user=None, uid=uid, gid=gid, groups_gid=gid,
+                           new_session=False, hardening_inputs=(False, None, None))
 
 
 def read_all(fd):
@@ -71,9 +75,8 @@ def start_one(sock, seq, script, args):
     err_r, err_w = os.pipe()
     fail_r, fail_w = os.pipe()
     go_r, go_w = os.pipe()
-    request = zygote.request_fields(plan_for([sys.executable, script, *args]),
-                                    ("path", script), [True, True, True, True])
-    request["seq"] = seq
+    request = (seq, *zygote.request_fields(plan_for([sys.executable, script, *args]),
+                                           ("path", script), [True, True, True, True]))
     sock.sendmsg([zygote.marshal.dumps(request)],
                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                    zygote.struct.pack("4i", out_w, err_w, fail_w, go_r))])
@@ -81,6 +84,9 @@ def start_one(sock, seq, script, args):
     pid = zygote.struct.unpack("<ii", reply[1:])[1]
     for fd in (out_w, err_w, fail_w, go_r):
         os.close(fd)
+    replacement = os.environ.get("ZYGOTE_REPLACE_BEFORE_GO")
+    if replacement:  # the script changes after the zygote took the request
+        os.replace(replacement, script)
     os.write(go_w, b"g")
     os.close(go_w)
     stdout, stderr = read_all(out_r), read_all(err_r)

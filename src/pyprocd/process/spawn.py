@@ -191,18 +191,14 @@ class ChildPlan:
         self.hardening_inputs = (spec.no_new_privs, spec.capabilities, spec.seccomp)
 
     @classmethod
-    def from_request(cls, request, reset_signals):
-        """A zygote's copy of the plan the daemon prepared (see zygote.request_fields);
-        reset_signals: the zygote's signals_to_reset()."""
+    def from_request(cls, fields, reset_signals):
+        """A zygote's copy of the plan the daemon prepared: fields as plan_fields made
+        them; reset_signals: the zygote's signals_to_reset()."""
         plan = cls.__new__(cls)
-        plan.argv = request["argv"]
-        plan.env = dict(request["env"])
+        (plan.argv, env, plan.nice, plan.limits, plan.user, plan.uid, plan.gid,
+         plan.groups_gid, plan.new_session, plan.hardening_inputs) = fields
+        plan.env = dict(env)
         plan.path = plan.env.get(b"PATH", DEFAULT_PATH.encode()).decode(errors="replace")
-        plan.nice, plan.limits = request["nice"], request["limits"]
-        plan.user, plan.uid, plan.gid = request["user"], request["uid"], request["gid"]
-        plan.groups_gid = request["groups_gid"]
-        plan.new_session = request["new_session"]
-        plan.hardening_inputs = request["hardening"]
         plan.jail = None  # a jailed instance is never started warm (see spawn)
         plan.hardening = None
         if any(plan.hardening_inputs):
@@ -212,6 +208,13 @@ class ChildPlan:
         plan.reset_signals = reset_signals
         plan.signal_mask = ()
         return plan
+
+
+def plan_fields(plan):
+    """What a zygote's child needs of a plan, as plain data, in the order
+    ChildPlan.from_request reads it."""
+    return (plan.argv, list(plan.env.items()), plan.nice, plan.limits, plan.user, plan.uid,
+            plan.gid, plan.groups_gid, plan.new_session, plan.hardening_inputs)
 
 
 HAVE_POSIX_SPAWN = hasattr(os, "posix_spawn")  # a libc without it: every start forks

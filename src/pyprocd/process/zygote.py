@@ -5,17 +5,19 @@ command is `[python3, script.py, args...]` or `[python3, -m, module, args...]`
 is started by forking an interpreter that has already imported those modules,
 instead of exec'ing a cold one. Supervision is the same as for a cold start:
 
-* The zygote keeps a helper forked ahead of time; it takes the next request,
-  forks the service and exits at once, so the service is re-parented to the
-  daemon (a child subreaper): the pid in `list` is the service's own process, a
-  child of the daemon, which reads its real wait status and signals it directly.
+* For each request the zygote forks a helper, which forks the service and exits
+  at once, so the service is re-parented to the daemon (a child subreaper): the
+  pid in `list` is the service's own process, a child of the daemon, which reads
+  its real wait status and signals it directly.
 * The zygote's heap is made ready to be shared before the first fork (collector
   off and frozen, the allocator's free blocks taken, the environment's strings
   side by side), so a service copies few of its pages; see main(). It forks
   through libc's fork(), not os.fork(): CPython's at-fork hooks would re-make
   every lock of threading and logging in each helper and service, copying the
   pages they sit on; the hooks a single-threaded process needs are replayed
-  (bare_fork).
+  (bare_fork). The zygote compiles each script once, ahead of the forks
+  (compile_ahead); a service uses that code only for the very file it opened
+  itself, as its own user.
 * The service waits for a byte from the daemon before it runs anything, so the
   daemon is watching it before it can exit.
 * It goes through the cold child's own set-up (signals, session, nice, limits,
@@ -38,6 +40,7 @@ run as `python3 -m pyprocd.process.zygote MODULE...` with its socket as fd 3.
 import marshal
 import os
 import struct
+import sys
 
 ZYGOTE_FD = 3
 READY = b"R"
@@ -164,7 +167,7 @@ class Zygote:
         if not self.is_ready or self.sock is None:
             raise ZygoteUnavailable("zygote not ready")
         self.seq += 1
-        request = marshal.dumps(dict(request_fields, seq=self.seq))
+        request = marshal.dumps((self.seq, *request_fields))
         deadline = time.monotonic() + REPLY_TIMEOUT
         try:
             self.sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
@@ -237,13 +240,15 @@ def _python_ignored():
 
 
 def request_fields(plan, run, fds_present):
-    """The plan as plain data for the zygote (sent with marshal: both ends are ours).
+    """The plan as plain data for the zygote, sent with marshal (both ends are ours),
+    after the request's number: (plan fields, run, fds_present). Tuples, not a dict:
+    str keys would be looked up among the zygote's interned strings, a page written
+    for each.
 
     fds_present: which of stdout, stderr, error pipe, go pipe travel with it."""
-    return {"argv": plan.argv, "env": list(plan.env.items()), "nice": plan.nice,
-            "limits": plan.limits, "user": plan.user, "uid": plan.uid, "gid": plan.gid,
-            "groups_gid": plan.groups_gid, "new_session": plan.new_session, "run": run,
-            "hardening": plan.hardening_inputs, "fds": fds_present}
+    from pyprocd.process.spawn import plan_fields
+
+    return plan_fields(plan), run, fds_present
 
 
 # -- zygote side ---------------------------------------------------------------
@@ -259,8 +264,6 @@ def main(preload):
     import _signal
     import _socket
     import importlib
-    import sys
-
     own_path = os.environ.pop("PYPROCD_ZYGOTE_PATH", None)
     sock = _socket.socket(fileno=ZYGOTE_FD)
     hooks = AtForkHooks()  # before the imports: the hooks they register are replayed
@@ -273,8 +276,9 @@ def main(preload):
     if own_path and own_path in sys.path:
         sys.path.remove(own_path)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-    _no_python_handlers()
+    _fresh_interpreter_signals()
     _compact_environment()
+    _bind_service_modules()
     # The collector writes into every object it tracks: frozen, the preloaded heap stays
     # shared, page for page, with every service forked from here.
     gc.freeze()
@@ -283,23 +287,40 @@ def main(preload):
     serve(sock)
 
 
-def _no_python_handlers():
-    """Default actions for the signals Python handles here (SIGINT's): a handler could
-    be tripped in the zygote and then run in a service forked from it (a bare fork
-    does not clear the flags as os.fork does). Services set their own, as a fresh
-    interpreter does; what they reset is the rest (set once, here)."""
+def _fresh_interpreter_signals():
+    """The dispositions a fresh interpreter starts with, here, before any fork: no
+    Python handler (SIGINT's could be tripped here and then run in a service forked
+    from us, as a bare fork does not clear the flags as os.fork does), SIGPIPE and
+    SIGXFSZ ignored, what whoever started us ignored still ignored. A service then
+    has nothing to reset; it sets its SIGINT handler as CPython's start-up does."""
     import _signal
 
     from pyprocd.process import spawn
 
     for sig in spawn.signals_to_reset():
-        if sig not in spawn.PYTHON_IGNORED:
-            _signal.signal(sig, _signal.SIG_DFL)
-    global RESET_SIGNALS
-    RESET_SIGNALS = spawn.signals_to_reset()
+        _signal.signal(sig, _signal.SIG_DFL)
+    for sig in spawn.PYTHON_IGNORED:
+        _signal.signal(sig, _signal.SIG_IGN)
 
 
-RESET_SIGNALS = ()
+def _bind_service_modules():
+    """Bind what a service's start uses to this module's names, here, once: an import
+    statement run in each service writes to the reference counts of the module and of
+    its spec, a page copied for each."""
+    global CodeType, SourceFileLoader, atexit, builtins, files, gc, select, signal, spawn, stat
+    global time, warnings
+    import _signal as signal  # `signal` would import enum: a cold start has neither
+    import atexit
+    import builtins
+    import gc
+    import select
+    import stat
+    import time
+    import warnings
+    from importlib.machinery import SourceFileLoader
+    from types import CodeType
+
+    from pyprocd.process import files, spawn
 
 
 def _compact_environment():
@@ -314,35 +335,90 @@ def _compact_environment():
 
 
 def serve(sock):
-    """Keep one helper forked ahead, waiting for the next request (so a start costs one
-    fork, and this process, whose pages every service shares, touches almost none of
-    them between forks). Exit when a helper says the daemon is gone, or fails."""
+    """For each request: compile its script (compile_ahead), fork a helper that forks
+    the service and exits at once (so the service is re-parented to the daemon, a
+    subreaper), wait for it. No helper waits ahead: an idle one holds pages of its
+    own. Exit when the daemon is gone, or a helper failed (the daemon then sees the
+    socket close)."""
     while True:
+        received = _receive(sock)
+        if received is None:
+            os._exit(0)  # the daemon is gone
+        request, fds = received
+        compile_ahead(request[2])
         helper = fork()
         if helper == 0:
-            serve_one(sock)  # never returns
+            start_service(sock, request, fds)  # never returns
+        for fd in fds:
+            os.close(fd)  # the service has its own copies
         if os.waitpid(helper, 0)[1] != 0:
             os._exit(0)
 
 
-def serve_one(sock):
-    """In a helper: wait for one request, fork its service, report the service's pid,
-    exit (so the service is re-parented to the daemon, a subreaper). Never returns."""
+def start_service(sock, request, fds):
+    """In a helper: fork the service, report its pid, exit. Never returns."""
     try:
-        received = _receive(sock)
-        if received is None:
-            os._exit(1)  # the daemon is gone
-        request, fds = received
         helper = os.getpid()  # not the service's getppid(): we may be gone by then
         exited = _exit_watch()  # made here: it is this helper the service waits for
         service = fork()
         if service == 0:
             sock.close()
             run_service(request, fds, helper, exited)  # never returns
-        sock.send(b"P" + struct.pack("<ii", request["seq"], service))
+        sock.send(b"P" + struct.pack("<ii", request[0], service))
         os._exit(0)
     finally:
         os._exit(1)  # whatever went wrong: never back into the zygote's loop
+
+
+# Scripts compiled here, for the services forked after: filename -> (file identity, code).
+# The compiler's work in each service would be pages of its own; a service uses the code
+# only when the file it opened itself, as its own user, is that file, unchanged.
+SCRIPTS = {}
+SCRIPTS_KEPT = 16
+SCRIPT_SIZE_LIMIT = 256 << 10  # bigger ones are compiled by their service (the zygote waits for none)
+
+
+def compile_ahead(run):
+    """In the zygote, before forking for a request: compile its script, once per file
+    identity. Whatever is unusual (not a regular file, unreadable, too big, not valid
+    Python) is left to the service, which then does what a cold start does."""
+    kind, target = run
+    if kind != "path" or target.endswith(".pyc"):
+        return
+    filename = _script_filename(target)
+    try:
+        fd = files.open_regular(filename)
+    except OSError:
+        return
+    try:
+        identity = _file_identity(fd)
+        known = SCRIPTS.get(filename)
+        if (known is not None and known[0] == identity) or identity[2] > SCRIPT_SIZE_LIMIT:
+            return
+        source = _read_all(fd)
+        with warnings.catch_warnings():
+            # A warning the compiler gives belongs on the service's stderr: such a
+            # script is compiled by its service, as in a cold start.
+            warnings.simplefilter("error")
+            code = compile(source, filename, "exec", dont_inherit=True)
+    except Exception:  # noqa: BLE001 - OSError, SyntaxError, ValueError...: the service's
+        return
+    finally:
+        os.close(fd)
+    SCRIPTS.pop(filename, None)
+    SCRIPTS[filename] = (identity, code)
+    while len(SCRIPTS) > SCRIPTS_KEPT:
+        del SCRIPTS[next(iter(SCRIPTS))]
+
+
+def _file_identity(fd):
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _script_filename(path):
+    """The script's name as CPython spells it (__file__, tracebacks)."""
+    return path if path.startswith("/") else os.getcwd() + "/" + path
 
 
 fork = os.fork  # main() puts bare_fork's in its place
@@ -353,8 +429,6 @@ class AtForkHooks:
     them; a fork straight through libc must run them itself)."""
 
     def __init__(self):
-        import sys
-
         self.before_us = set(sys.modules)  # their hooks, if any, were registered unseen
         self.registered = []
         register = os.register_at_fork
@@ -369,8 +443,6 @@ class AtForkHooks:
         """The registered hooks but those that only re-make locks, which nobody can hold
         in a single-threaded process (threading's, logging's): touching every thread
         and handler object, they were most of what a service copied of the zygote."""
-        import sys
-
         needless = set()
         for module, name in (("threading", "_after_fork"),
                              ("logging", "_after_at_fork_child_reinit_locks")):
@@ -385,8 +457,6 @@ def bare_fork(hooks):
     work a single-threaded process needs, so a service does not copy the pages that
     CPython's at-fork hooks would write. os.fork where that cannot be had (no cffi,
     no libc fork, a module registered hooks before we could see them)."""
-    import sys
-
     try:
         from pyprocd.process.libc import ffi_and_lib
 
@@ -409,7 +479,7 @@ def bare_fork(hooks):
             return os.fork()  # threads exist: their locks need CPython's at-fork work
         for hook in before:
             hook()
-        pid = libc_fork()  # no Python signal handler here to trip (_no_python_handlers)
+        pid = libc_fork()  # no Python signal handler here to trip (_fresh_interpreter_signals)
         if pid < 0:
             raise OSError(ffi.errno, os.strerror(ffi.errno))
         for hook in (in_child if pid == 0 else in_parent):
@@ -423,8 +493,6 @@ def bare_fork(hooks):
 
 def _new_native_thread_id():
     """threading's record of the main thread's kernel id (what its skipped hook did)."""
-    import sys
-
     threading = sys.modules.get("threading")
     if threading is not None and hasattr(threading.main_thread(), "_native_id"):
         threading.main_thread()._native_id = os.getpid()  # a process's only thread's id
@@ -443,7 +511,8 @@ def _receive(sock, max_fds=8):
     fds = []
     for level, kind, data in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) // 4 * 4])
+            # not struct.unpack: its cache of formats is a table shared with the zygote
+            fds += memoryview(data)[:len(data) // 4 * 4].cast("i").tolist()
     return marshal.loads(msg), fds
 
 
@@ -464,8 +533,6 @@ def fill_allocator_holes():
     them taken, its objects go to fresh pools of its own, packed together. The
     counts come from the allocator's statistics; an interpreter without them (another
     allocator, another format) is left as it is."""
-    import sys
-
     header = sys.getsizeof(b"")  # a bytes object of n bytes asks the allocator for header + n
     smallest = sys.getsizeof(0.0)
     for _ in range(3):  # what the filling itself allocates may leave a few more
@@ -486,8 +553,6 @@ _FILLERS = []
 def _free_blocks_by_size():
     """{block size: free blocks in partly used pools}, from sys._debugmallocstats()
     (written to the C stderr: caught in a memory file); {} if unavailable."""
-    import sys
-
     try:
         caught = os.memfd_create("mallocstats")
     except (AttributeError, OSError):
@@ -520,10 +585,9 @@ def run_service(request, fds, helper, helper_exited):
     """In the service process: the cold child's set-up, then the script. Never returns.
 
     helper: our parent until it exits; then the daemon, a subreaper, is."""
-    from pyprocd.process import spawn
-
-    out_w, errlog_w, err_w, go_r = _unpack_optional(request, fds)
-    plan = spawn.ChildPlan.from_request(request, RESET_SIGNALS)
+    _seq, fields, run, fds_present = request
+    out_w, errlog_w, err_w, go_r = _unpack_optional(fds_present, fds)
+    plan = spawn.ChildPlan.from_request(fields, reset_signals=())
     progress = ["zygote"]
     try:
         if os.read(go_r, 1) != spawn.GO:
@@ -536,16 +600,13 @@ def run_service(request, fds, helper, helper_exited):
         spawn.report_child_failure(err_w, progress[0], e)
         os._exit(spawn.EXEC_FAILED)
     os.close(err_w)  # what an exec would do: "started"
-    os._exit(run_as_fresh_interpreter(request["run"], plan))
+    os._exit(run_as_fresh_interpreter(run, plan))
 
 
 def _until_reparented(helper, helper_exited, limit=5.0):
     """A cold child's parent is the daemon from the start: run only once ours is too
     (the helper exits right after it reported us, so this is a wait of moments):
     until the helper's pidfd says it exited, or else by polling our parent."""
-    import select
-    import time
-
     if helper_exited is not None:
         select.select([helper_exited], [], [], limit)
         os.close(helper_exited)
@@ -554,28 +615,24 @@ def _until_reparented(helper, helper_exited, limit=5.0):
         time.sleep(0.0005)
 
 
-def _unpack_optional(request, fds):
-    """fds holds only the descriptors that exist; `request` says which."""
+def _unpack_optional(fds_present, fds):
+    """fds holds only the descriptors that exist; fds_present says which."""
     it = iter(fds)
-    return tuple(next(it) if present else None for present in request["fds"])
+    return tuple(next(it) if present else None for present in fds_present)
 
 
 def run_as_fresh_interpreter(run, plan):
     """Run the script or module as `python3 script args` would; the exit status."""
-    import _signal as signal  # `signal` would import enum: a cold start has neither
-    import atexit
-    import gc
-    import sys
-
     gc.enable()  # off in the zygote, on in every fresh interpreter (the frozen heap stays out)
     kind, target = run
     _take_environment(plan.env)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    args = [os.fsdecode(a) for a in plan.argv]
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the rest is as the zygote's
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    args = [a.decode(encoding, errors) for a in plan.argv]  # os.fsdecode's work
     for stream in (sys.stdout, sys.stderr):
-        stream.reconfigure(line_buffering=os.isatty(stream.fileno()))
+        tty = os.isatty(stream.fileno())
+        if stream.line_buffering != tty:
+            stream.reconfigure(line_buffering=tty)
     main = None
     try:
         if kind == "module":
@@ -589,7 +646,8 @@ def run_as_fresh_interpreter(run, plan):
             sys.path[0:0] = [os.path.dirname(os.path.abspath(target))]
             main, source = _fresh_main(target)
             if main is not None:
-                script = compile(source, main.__file__, "exec", dont_inherit=True)
+                script = source if isinstance(source, CodeType) else compile(
+                    source, main.__file__, "exec", dont_inherit=True)
                 exec(script, main.__dict__)  # noqa: S102 - running it is the point
         code = 0
     except _CannotOpen as e:
@@ -619,36 +677,33 @@ class _CannotOpen(OSError):
 
 
 def _take_environment(env):
-    """Make the process environment `env`, as exec would, changing only what differs:
-    each variable rewritten means a C-library allocation on a page shared with the zygote."""
-    environ = os.environb
-    data = getattr(environ, "_data", None)
-    if not isinstance(data, dict):
-        data = dict(environ)  # another os module: compare through its mapping
+    """Make the process environment `env`, in exec's order, as exec would. Only what
+    differs goes through putenv/unsetenv (each a C-library allocation on a page shared
+    with the zygote); os.environ's table, shared with os.environb, is refilled in C,
+    not through its Python methods (their code and constants are pages too)."""
+    data = getattr(os.environb, "_data", None)
+    if not isinstance(data, dict):  # another os module: through its mapping
+        for key in [key for key in os.environb if key not in env]:
+            del os.environb[key]
+        for key, value in env.items():
+            os.environb[key] = value
+        return
     for key in data.keys() - env.keys():
-        del environ[key]
+        os.unsetenv(key)
     for key, value in env.items():
         if data.get(key) != value:
-            environ[key] = value
-    # os.environ lists the variables in exec's order, as in a fresh interpreter
-    data = getattr(environ, "_data", None)
-    if isinstance(data, dict) and list(data) != list(env):
-        ordered = [(key, data[key]) for key in env]
-        data.clear()
-        data.update(ordered)
+            os.putenv(key, value)
+    data.clear()
+    data.update(env)
 
 
 def _fresh_main(path):
-    """(the `__main__` module `python3 path` runs its script in, the script's source);
-    (None, None) when runpy ran it (a directory, an archive, compiled code).
+    """(the `__main__` module `python3 path` runs its script in, the script's source
+    or its code compiled by the zygote); (None, None) when runpy ran it (a directory,
+    an archive, compiled code).
 
     Done here rather than by runpy.run_path, which first asks every import hook
     whether the path is an archive: work (and pages written) a cold start skips."""
-    import builtins
-    import stat
-    import sys
-    from importlib.machinery import SourceFileLoader
-
     try:
         runs_elsewhere = not stat.S_ISREG(os.stat(path).st_mode) or path.endswith(".pyc")
     except OSError:
@@ -658,11 +713,21 @@ def _fresh_main(path):
 
         runpy.run_path(path, run_name="__main__")
         return None, None
-    filename = path if os.path.isabs(path) else os.getcwd() + "/" + path  # as CPython spells it
+    filename = _script_filename(path)
     try:
-        source = _read_file(filename)
+        fd = os.open(filename, os.O_RDONLY | os.O_CLOEXEC)  # as this service's user
     except OSError as e:
         raise _CannotOpen(e.errno, e.strerror, filename) from None
+    try:
+        known = SCRIPTS.get(filename)
+        if known is not None and known[0] == _file_identity(fd):
+            source = known[1]  # compiled by the zygote from this very file
+        else:
+            source = _read_all(fd)
+    except OSError as e:
+        raise _CannotOpen(e.errno, e.strerror, filename) from None
+    finally:
+        os.close(fd)
     main = type(sys)("__main__")
     main.__loader__ = SourceFileLoader("__main__", filename)
     main.__annotations__ = {}
@@ -673,15 +738,11 @@ def _fresh_main(path):
     return main, source
 
 
-def _read_file(path):
+def _read_all(fd):
     """The file's bytes, read as CPython reads a script: no buffered file object."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -695,8 +756,6 @@ def _forget_file(main):
 def _print_script_traceback(error):
     """Print an uncaught exception as CPython does, through sys.excepthook, with the
     traceback from the script's frame on (without ours); the exit status."""
-    import sys
-
     ours = (os.path.abspath(__file__),)
     runpy = sys.modules.get("runpy")
     if runpy is not None:
@@ -726,8 +785,6 @@ def _print_script_traceback(error):
 
 
 def _exit_code(value):
-    import sys
-
     if value is None:
         return 0
     if isinstance(value, int):
@@ -746,6 +803,4 @@ def _flush_and_run_atexit(atexit, sys):
 
 
 if __name__ == "__main__":
-    import sys
-
     main(sys.argv[1:])
