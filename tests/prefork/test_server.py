@@ -121,14 +121,16 @@ class Namespace:
         return pids
 
     def close(self):
-        leftovers = [p for p in self.members() if alive(p)]
-        for pid in leftovers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # it was on its way out (a server whose socket went away)
-        self.holder.kill()
-        self.holder.wait()
+        try:
+            leftovers = [p for p in self.members() if alive(p)]
+            for pid in leftovers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # it was on its way out (a server whose socket went away)
+        finally:
+            self.holder.kill()  # whatever happened above: the namespace goes with it
+            self.holder.wait()
         return leftovers
 
 

@@ -1,5 +1,7 @@
-"""The zygote forks through libc, without CPython's at-fork work: what a service
-must still get from that work, it gets.
+"""What the zygote does to keep a service's own pages few must not show: it forks
+through libc, without CPython's at-fork work, yet a service gets what that work
+gave it; it compiles scripts ahead, yet a service runs the file as it finds it,
+as its own user, and sees the compiler's warnings.
 
 Each case starts a script from a real zygote (tests/process/zygote_driver.py,
 no daemon), twice from the same zygote where siblings are compared.
@@ -16,17 +18,22 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def warm_starts(script_text, tmp_path, preload, starts=1):
-    """[{"pid", "stdout", "stderr", "status"}] of `starts` services from one zygote."""
-    script = tmp_path / "service.py"
-    script.write_text(script_text)
-    env = dict(os.environ, ZYGOTE_PRELOAD=",".join(preload), ZYGOTE_STARTS=str(starts),
-               ZYGOTE_PYTHONPATH=str(tmp_path))
+def drive(script, tmp_path, **settings):
+    """The driver's result lines for `script`, with its ZYGOTE_* settings."""
+    env = dict(os.environ, **settings)
     done = subprocess.run([sys.executable, os.path.join(HERE, "zygote_driver.py"), str(script)],
                           check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    results = [json.loads(line) for line in done.stdout.splitlines()]
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def warm_starts(script_text, tmp_path, preload, starts=1):
+    """[{"pid", "stdout", "stderr", "status"}] of `starts` services from one zygote."""
+    script = tmp_path / "service.py"
+    script.write_text(script_text)
+    results = drive(script, tmp_path, ZYGOTE_PRELOAD=",".join(preload),
+                    ZYGOTE_STARTS=str(starts), ZYGOTE_PYTHONPATH=str(tmp_path))
     assert len(results) == starts
     for result in results:
         assert result["status"] == 0, result["stderr"]
@@ -57,25 +64,22 @@ os.register_at_fork(before=lambda: seen.append("before"),
 """
 
 
-def test_at_fork_hooks_of_preloaded_modules_run_in_the_service(tmp_path):
-    (tmp_path / "hooked.py").write_text(HOOKED)
-    script = "import os, hooked\nprint(hooked.seen[-1] == ('child', os.getpid()))\n"
-    first, second = warm_starts(script, tmp_path, ["hooked"], starts=2)
-    assert first["stdout"] == second["stdout"] == "True\n"
-
-
 THREADED = """
 import threading, time
 threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
 """
 
 
-def test_a_zygote_with_a_thread_still_starts_services(tmp_path):
-    # A preloaded module that leaves a thread running: the fork is CPython's own.
-    (tmp_path / "threaded.py").write_text(THREADED)
-    script = "import threading\nprint(threading.active_count())\n"
-    first, second = warm_starts(script, tmp_path, ["threaded"], starts=2)
-    assert first["stdout"] == second["stdout"] == "1\n"
+@pytest.mark.parametrize("module, script, expected", [
+    # the hooks it registers with os.register_at_fork run in each service
+    (HOOKED, "import os, m\nprint(m.seen[-1] == ('child', os.getpid()))\n", "True\n"),
+    # it leaves a thread running: the fork is then CPython's own
+    (THREADED, "import threading\nprint(threading.active_count())\n", "1\n"),
+], ids=["its-at-fork-hooks-run", "it-left-a-thread-running"])
+def test_a_preloaded_module(tmp_path, module, script, expected):
+    (tmp_path / "m.py").write_text(module)
+    first, second = warm_starts(script, tmp_path, ["m"], starts=2)
+    assert first["stdout"] == second["stdout"] == expected
 
 
 ENV_OF_A_CHILD = """
@@ -117,12 +121,8 @@ def test_a_script_changed_after_the_request_runs_as_changed(tmp_path):
     newer.write_text("print('the newer one')\n")
     script = tmp_path / "service.py"
     script.write_text("print('the older one')\n")
-    env = dict(os.environ, ZYGOTE_REPLACE_BEFORE_GO=str(newer))
-    done = subprocess.run([sys.executable, os.path.join(HERE, "zygote_driver.py"), str(script)],
-                          check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["stdout"] == "the newer one\n"
+    (result,) = drive(script, tmp_path, ZYGOTE_REPLACE_BEFORE_GO=str(newer))
+    assert result["stdout"] == "the newer one\n"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs the service as nobody")
@@ -133,12 +133,8 @@ def test_a_script_its_user_cannot_read_fails_as_in_a_cold_start(tmp_path):
     script = tmp_path / "service.py"
     script.write_text("print('ran')\n")
     script.chmod(0o600)
-    env = dict(os.environ, ZYGOTE_UID=str(nobody.pw_uid), ZYGOTE_GID=str(nobody.pw_gid))
-    done = subprocess.run([sys.executable, os.path.join(HERE, "zygote_driver.py"), str(script)],
-                          check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    (result,) = drive(script, tmp_path, ZYGOTE_UID=str(nobody.pw_uid),
+                      ZYGOTE_GID=str(nobody.pw_gid))
     assert result["stdout"] == ""
     assert "can't open file" in result["stderr"] and "Permission denied" in result["stderr"]
     assert result["status"] == 2 << 8

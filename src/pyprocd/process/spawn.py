@@ -193,7 +193,8 @@ class ChildPlan:
     @classmethod
     def from_request(cls, fields, reset_signals):
         """A zygote's copy of the plan the daemon prepared: fields as plan_fields made
-        them; reset_signals: the zygote's signals_to_reset()."""
+        them; reset_signals: those the child sets back to their defaults (none for a
+        zygote's, whose dispositions are a fresh interpreter's already)."""
         plan = cls.__new__(cls)
         (plan.argv, env, plan.nice, plan.limits, plan.user, plan.uid, plan.gid,
          plan.groups_gid, plan.new_session, plan.hardening_inputs) = fields
