@@ -264,6 +264,7 @@ def main(preload):
     import _signal
     import _socket
     import importlib
+
     own_path = os.environ.pop("PYPROCD_ZYGOTE_PATH", None)
     sock = _socket.socket(fileno=ZYGOTE_FD)
     hooks = AtForkHooks()  # before the imports: the hooks they register are replayed
@@ -475,7 +476,7 @@ def bare_fork(hooks):
     import _thread
 
     def fork():
-        if _thread._count():
+        if _thread._count():  # (threads a C extension starts on its own are not counted)
             return os.fork()  # threads exist: their locks need CPython's at-fork work
         for hook in before:
             hook()
