@@ -269,7 +269,8 @@ def main(preload):
     sock = _socket.socket(fileno=ZYGOTE_FD)
     hooks = AtForkHooks()  # before the imports: the hooks they register are replayed
     # What every service start needs, imported once here rather than in each service
-    for name in ("pyprocd.process.spawn", "runpy", "atexit", "select", *preload):
+    _bind_service_modules()
+    for name in ("runpy", *preload):
         importlib.import_module(name)
     global fork
     fork = bare_fork(hooks)
@@ -279,7 +280,6 @@ def main(preload):
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     _fresh_interpreter_signals()
     _compact_environment()
-    _bind_service_modules()
     # The collector writes into every object it tracks: frozen, the preloaded heap stays
     # shared, page for page, with every service forked from here.
     gc.freeze()
